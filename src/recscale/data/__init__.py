@@ -1,0 +1,65 @@
+"""Data layer: sources -> readers -> preprocessing -> canonical store -> splits -> batches.
+
+The public entry points are re-exported here; see docs/CONTRACTS.md for the contracts
+other layers code against.
+"""
+
+#from recscale.data.batching import Batch, EvalBatch, eval_batches, train_batches
+from recscale.data.dataset import PAD, SequenceDataset
+from recscale.data.preprocess import Recipe, preprocess
+#from recscale.data.quality import (
+    apen,
+    apen_batch,
+    compression_ratio,
+    data_quality,
+    lz_entropy_rate,
+    shannon_entropy,
+)
+from recscale.data.readers import READERS, Interactions, read_interactions
+from recscale.data.sources import DATASETS, DatasetSpec, get_spec, list_datasets
+#from recscale.data.splits import (
+    EvalSet,
+    Split,
+    leave_one_out,
+    leave_one_out_test_only,
+    subsample_train,
+    temporal_split,
+)
+from recscale.data.stats import check_published, dataset_statistics
+from recscale.data.store import load_dataset, read_path
+#from recscale.data.synthetic import markov_mixture
+
+__all__ = [
+    "DATASETS",
+    "PAD",
+    "READERS",
+    "Batch",
+    "DatasetSpec",
+    "EvalBatch",
+    "EvalSet",
+    "Interactions",
+    "Recipe",
+    "SequenceDataset",
+    "Split",
+    "apen",
+    "apen_batch",
+    "check_published",
+    "compression_ratio",
+    "data_quality",
+    "dataset_statistics",
+    "eval_batches",
+    "get_spec",
+    "leave_one_out",
+    "leave_one_out_test_only",
+    "list_datasets",
+    "load_dataset",
+    "lz_entropy_rate",
+    "markov_mixture",
+    "preprocess",
+    "read_interactions",
+    "read_path",
+    "shannon_entropy",
+    "subsample_train",
+    "temporal_split",
+    "train_batches",
+]

@@ -1,0 +1,275 @@
+"""Evaluate a sequence recommender on an ``EvalSet`` under a named protocol.
+
+The user's query is the hidden state at its last input position. Full ranking never
+builds the ``[users, items]`` score matrix: items are scored in fixed-size chunks and
+each chunk adds the number of items that beat the target, which gives exact ranks with
+memory ``O(batch * chunk)``. The same pass keeps a running log-sum-exp over all items, so
+the full-softmax test cross-entropy (the loss scaling laws are fitted to, Zhang et al.
+2023) comes for free.
+
+Scores are computed in fp32 with autocast off, whatever the caller's precision. The
+target's own score comes from a matrix product of the same shape as the item chunks, so
+it is bit-for-bit the value the chunks compare against (a separately computed dot
+product can differ in the last bit, or by far more under TF32, and flip ties).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from recscale.eval.metrics import DEFAULT_KS, MetricSums, rank_metrics, ranks_from_scores
+from recscale.eval.protocols import Protocol, parse_protocol, sampled_candidates
+
+DEFAULT_ITEM_CHUNK = 32_768
+
+
+@torch.no_grad()
+def evaluate(
+    model: Any,
+    eval_set: Any,
+    protocol: Protocol | str,
+    *,
+    max_len: int,
+    batch_size: int = 256,
+    ks: Iterable[int] = DEFAULT_KS,
+    device: torch.device | str | None = None,
+    item_chunk: int = DEFAULT_ITEM_CHUNK,
+    rank: int = 0,
+    world_size: int = 1,
+    compute_loss: bool = True,
+    mrr_cutoff: int | None = None,
+) -> MetricSums:
+    """Metric sums over this rank's shard of ``eval_set``.
+
+    Args:
+        model: a ``SequenceRecommender`` (``encode``, ``query_vectors``, ``item_vectors``,
+            ``temperature``); it is put in eval mode and restored afterwards.
+        eval_set: a ``recscale.data.splits.EvalSet`` (``histories``, ``targets``, ``users``).
+        protocol: a :class:`Protocol` or its name (``full``, ``full-no-exclude``, ``sampled-N``).
+        max_len: input window: the last ``max_len`` history items.
+        ks: cut-offs for ``hr@k`` and ``ndcg@k``.
+        device: where to compute; the model's device when None.
+        item_chunk: items scored at once; memory is about ``batch_size * item_chunk * 5`` bytes.
+        rank, world_size: evaluate only this rank's users.
+        compute_loss: add ``loss``, the full-softmax cross-entropy of the target over items
+            ``1..num_items`` with no history exclusion, in nats.
+        mrr_cutoff: None for exact MRR; 2500 for the HSTU code's capped reading.
+
+    Returns:
+        Sums and counts of ``hr@k``, ``ndcg@k``, ``mrr`` (and ``loss``) for this shard only;
+        call ``.all_reduce()`` under ``torchrun`` before ``.to_dict()``.
+    """
+    protocol = parse_protocol(protocol)
+    ks = tuple(sorted(set(ks)))
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
+    histories = eval_set.histories
+    num_items = int(histories.num_items)
+
+    names = list(rank_metrics(torch.ones(1, dtype=torch.long), ks))
+    sums = MetricSums().declare(names + (["loss"] if compute_loss else []))
+    was_training = model.training
+    model.eval()
+    try:
+        with _no_autocast(device):
+            table = _ItemTable(model.item_vectors().detach().float(), item_chunk, batch_size)
+        for batch in _batches(eval_set, max_len, batch_size, rank, world_size):
+            items = batch.items.to(device)
+            lengths = batch.lengths.to(device)
+            timestamps = None if batch.timestamps is None else batch.timestamps.to(device)
+            targets = batch.targets.to(device)
+            hidden = model.encode(items, timestamps, lengths)
+            last = (lengths - 1).clamp(min=0)
+            with _no_autocast(device):
+                h = hidden[torch.arange(len(lengths), device=device), last].float()
+                query = model.query_vectors(h).float()
+                rows = batch.rows.cpu().numpy()
+                full = protocol.kind == "full"
+                if full or compute_loss:
+                    excluded = (
+                        _excluded(histories, rows, targets, protocol, device) if full else None
+                    )
+                    ranks, loss = table.scan(
+                        query,
+                        targets,
+                        excluded,
+                        float(model.temperature),
+                        rank=full,
+                        loss=compute_loss,
+                    )
+                if not full:
+                    ranks = _sampled_ranks(
+                        query, table.vectors, eval_set, rows, num_items, protocol
+                    )
+                sums.add_ranks(ranks, ks, mrr_cutoff)
+                if compute_loss:
+                    sums.add("loss", loss)
+    finally:
+        model.train(was_training)
+    return sums
+
+
+class _ItemTable:
+    """Item vectors split into equal-shape chunks; the last chunk is zero-padded."""
+
+    def __init__(self, vectors: torch.Tensor, chunk: int, batch_size: int) -> None:
+        self.vectors = vectors  # [num_items + 1, D], row 0 = padding
+        rows = vectors.shape[0]
+        # Chunks at least as wide as a batch, so one chunk-shaped product scores the targets.
+        self.width = max(min(chunk, rows), batch_size)
+        self.chunks: list[tuple[int, int, torch.Tensor]] = []
+        for lo in range(0, rows, self.width):
+            hi = min(lo + self.width, rows)
+            block = vectors[lo:hi]
+            if hi - lo < self.width:
+                block = torch.cat([block, block.new_zeros(self.width - (hi - lo), block.shape[1])])
+            self.chunks.append((lo, hi, block))
+
+    def target_scores(self, query: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        block = query.new_zeros(self.width, query.shape[1])
+        block[: len(targets)] = self.vectors[targets]
+        scores = query @ block.T
+        return scores.diagonal()[: len(targets)].clone()
+
+    def scan(
+        self,
+        query: torch.Tensor,
+        targets: torch.Tensor,
+        excluded: torch.Tensor | None,
+        temperature: float,
+        *,
+        rank: bool,
+        loss: bool,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """One pass over the items: ranks (items beating the target, ``excluded`` [B, L] left
+        out) and the full-softmax cross-entropy over items ``1..num_items``."""
+        b = len(targets)
+        target = self.target_scores(query, targets)
+        threshold = target.unsqueeze(1)
+        beaten = torch.zeros(b, dtype=torch.long, device=query.device)
+        lse = torch.full((b,), -torch.inf, device=query.device)
+        row_index = torch.arange(b, device=query.device).unsqueeze(1)
+        for lo, hi, block in self.chunks:
+            scores = query @ block.T  # [B, width]
+            first = 1 if lo == 0 else 0  # item 0 is padding
+            valid = scores[:, first : hi - lo]
+            if loss:
+                lse = torch.logaddexp(lse, torch.logsumexp(valid / temperature, dim=1))
+            if rank:
+                if excluded is not None:
+                    local = excluded - lo
+                    inside = (local >= 0) & (local < hi - lo)
+                    scores[row_index.expand_as(local)[inside], local[inside]] = -torch.inf
+                beats = ~(valid < threshold)  # ties and NaN count against the target
+                beaten += beats.sum(dim=1)
+        ranks = None
+        if rank:
+            num_items = self.vectors.shape[0] - 1
+            # A NaN target is beaten by everything; cap it at the worst possible rank.
+            ranks = (1 + beaten).clamp(max=num_items)
+        ce = lse - target / temperature if loss else None
+        return ranks, ce
+
+
+def _excluded(
+    histories: Any,
+    rows: np.ndarray,
+    targets: torch.Tensor,
+    protocol: Protocol,
+    device: torch.device,
+) -> torch.Tensor:
+    """``[B, L]`` item ids never counted against the target: item 0, the target itself and,
+    when the protocol says so, the user's whole history (the target kept as a candidate)."""
+    cols = [torch.zeros_like(targets), targets]
+    excluded = torch.stack(cols, dim=1)
+    if not protocol.exclude_history:
+        return excluded
+    seqs = [histories.sequence(int(r)) for r in rows]
+    width = max((len(s) for s in seqs), default=0)
+    hist = np.zeros((len(seqs), width), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        hist[i, : len(s)] = s
+    hist_t = torch.from_numpy(hist).to(device)
+    # The target stays a candidate even when consumed before: it is what is being ranked.
+    hist_t = torch.where(hist_t == targets.unsqueeze(1), torch.zeros_like(hist_t), hist_t)
+    # Excluding the target too keeps it from beating itself; 0 repeats are harmless.
+    return torch.cat([excluded, hist_t], dim=1)
+
+
+def _sampled_ranks(
+    query: torch.Tensor,
+    vectors: torch.Tensor,
+    eval_set: Any,
+    rows: np.ndarray,
+    num_items: int,
+    protocol: Protocol,
+) -> torch.Tensor:
+    histories = eval_set.histories
+    candidates = sampled_candidates(
+        [histories.sequence(int(r)) for r in rows],
+        np.asarray(eval_set.targets)[rows],
+        np.asarray(eval_set.users)[rows],
+        num_items,
+        protocol,
+    )
+    cand = torch.from_numpy(candidates).to(query.device)
+    scores = torch.einsum("bd,bcd->bc", query, vectors[cand])
+    return ranks_from_scores(scores, 0)
+
+
+def _no_autocast(device: torch.device):
+    try:
+        return torch.autocast(device_type=device.type, enabled=False)
+    except RuntimeError:  # a device type without autocast support
+        return nullcontext()
+
+
+@dataclass(frozen=True)
+class _EvalBatch:
+    items: torch.Tensor
+    timestamps: torch.Tensor | None
+    lengths: torch.Tensor
+    targets: torch.Tensor
+    rows: torch.Tensor
+
+
+def _batches(
+    eval_set: Any, max_len: int, batch_size: int, rank: int, world_size: int
+) -> Iterator[Any]:
+    try:
+        from recscale.data.batching import eval_batches
+    except ImportError:  # data/batching.py not present: same contract, built here
+        return _fallback_batches(eval_set, max_len, batch_size, rank, world_size)
+    return eval_batches(eval_set, max_len, batch_size, rank=rank, world_size=world_size)
+
+
+def _fallback_batches(
+    eval_set: Any, max_len: int, batch_size: int, rank: int, world_size: int
+) -> Iterator[_EvalBatch]:
+    ds = eval_set.histories
+    rows_all = np.arange(ds.num_users, dtype=np.int64)[rank::world_size]
+    for start in range(0, len(rows_all), batch_size):
+        rows = rows_all[start : start + batch_size]
+        seqs = [ds.sequence(int(r))[-max_len:] for r in rows]
+        times = [ds.user_timestamps(int(r)) for r in rows]
+        width = max(1, max(len(s) for s in seqs))
+        items = np.zeros((len(rows), width), dtype=np.int64)
+        ts = np.zeros((len(rows), width), dtype=np.int64) if ds.timestamps is not None else None
+        for i, s in enumerate(seqs):
+            items[i, : len(s)] = s
+            if ts is not None and len(s):
+                ts[i, : len(s)] = times[i][-len(s) :]
+        yield _EvalBatch(
+            items=torch.from_numpy(items),
+            timestamps=None if ts is None else torch.from_numpy(ts),
+            lengths=torch.tensor([len(s) for s in seqs], dtype=torch.long),
+            targets=torch.from_numpy(np.asarray(eval_set.targets)[rows].astype(np.int64)),
+            rows=torch.from_numpy(rows),
+        )

@@ -1,0 +1,141 @@
+"""Pieces shared by the backbones: norms, rotary embeddings, causal attention, MLPs.
+
+Shapes: ``B`` batch, ``N`` sequence length, ``D`` model width, ``H`` heads, ``Dh`` head width.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm with a learned gain (Llama)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [..., D] -> [..., D]."""
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def layer_norm(dim: int, affine: bool, bias: bool = True, eps: float = 1e-5) -> nn.LayerNorm:
+    return nn.LayerNorm(dim, eps=eps, elementwise_affine=affine, bias=affine and bias)
+
+
+def rope_angles(n: int, head_dim: int, base: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin: [N, Dh/2] for positions 0..N-1 and frequencies base^(-2m/Dh)."""
+    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    angles = torch.arange(n, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate consecutive pairs (x[2m], x[2m+1]) by position * freq_m (RoFormer).
+
+    x: [B, H, N, Dh]; cos, sin: [N, Dh/2] -> [B, H, N, Dh].
+    """
+    pairs = x.float().unflatten(-1, (-1, 2))
+    x1, x2 = pairs[..., 0], pairs[..., 1]
+    out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+    return out.flatten(-2).type_as(x)
+
+
+class CausalSelfAttention(nn.Module):
+    """Multi-head causal softmax attention.
+
+    ``forward(query_input, kv_input)`` lets SASRec use LayerNorm(x) as the query and x as
+    keys/values, as its original code does.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        heads: int,
+        bias: bool,
+        dropout: float,
+        rope_base: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.heads = heads
+        self.head_dim = dim // heads
+        self.dropout = dropout
+        self.rope_base = rope_base
+        self.q = nn.Linear(dim, dim, bias=bias)
+        self.kv = nn.Linear(dim, 2 * dim, bias=bias)
+        self.out = nn.Linear(dim, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor, kv_input: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [B, N, D] queries (and keys/values unless kv_input [B, N, D] is given) -> [B, N, D]."""
+        kv_input = x if kv_input is None else kv_input
+        q = self.q(x).unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
+        k, v = self.kv(kv_input).unflatten(-1, (2, self.heads, self.head_dim)).permute(2, 0, 3, 1, 4)
+        if self.rope_base is not None:
+            cos, sin = rope_angles(x.shape[1], self.head_dim, self.rope_base, x.device)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        p = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        return self.out(y.transpose(1, 2).flatten(-2))
+
+
+class PointwiseFFN(nn.Module):
+    """SASRec's point-wise FFN: drop(W2 drop(act(W1 x))), no residual."""
+
+    def __init__(self, dim: int, hidden: int, activation: str, dropout: float) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden)
+        self.w2 = nn.Linear(hidden, dim)
+        self.act = nn.GELU() if activation == "gelu" else nn.ReLU()
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, N, D] -> [B, N, D]."""
+        return self.drop(self.w2(self.drop(self.act(self.w1(x)))))
+
+
+class GeluMLP(nn.Module):
+    """GPT-2 MLP: W2 GELU(W1 x), no residual."""
+
+    def __init__(self, dim: int, hidden: int, bias: bool) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden, bias=bias)
+        self.w2 = nn.Linear(hidden, dim, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, N, D] -> [B, N, D]."""
+        return self.w2(F.gelu(self.w1(x)))
+
+
+class SwiGLU(nn.Module):
+    """Llama MLP: W2 (SiLU(W1 x) * W3 x), bias-free, no residual."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.w1 = nn.Linear(dim, hidden, bias=False)
+        self.w3 = nn.Linear(dim, hidden, bias=False)
+        self.w2 = nn.Linear(hidden, dim, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, N, D] -> [B, N, D]."""
+        return self.w2(F.silu(self.w1(x)) * self.w3(x))
+
+
+class AbsolutePositions(nn.Module):
+    """Learned absolute position table added to the inputs, then embedding dropout."""
+
+    def __init__(self, max_len: int, dim: int, dropout: float, std: float) -> None:
+        super().__init__()
+        self.table = nn.Embedding(max_len, dim)
+        nn.init.trunc_normal_(self.table.weight, std=std, a=-2 * std, b=2 * std)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, N, D] -> [B, N, D]; N must not exceed max_len."""
+        n = x.shape[1]
+        if n > self.table.num_embeddings:
+            raise ValueError(f"sequence length {n} exceeds max_len {self.table.num_embeddings}")
+        return self.drop(x + self.table.weight[:n])

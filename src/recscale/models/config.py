@@ -1,0 +1,161 @@
+"""``ModelConfig``: every architectural choice is a field; defaults follow the papers.
+
+One config describes every backbone. Shared fields (width, depth, heads, dropout,
+item-embedding and scoring options) sit at the top level; options that only one
+backbone reads sit in a nested section named after it (``hstu:``, ``sasrec:`` ...),
+so an ablation is a config value, never a subclass.
+
+Defaults: the top-level ones are the HSTU paper's ML-1M setting (d=50, 2 blocks, 1 head,
+dropout 0.2, max length 200); the per-backbone sections match the official code
+(``generative-recommenders`` for HSTU and SASRec, nanoGPT for GPT, Llama for Llama).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from recscale.config import StrictModel
+
+
+class HSTUOptions(StrictModel):
+    """Switches for each HSTU ablation (Zhai et al. 2024; "Scaling New Frontiers" §RQ2)."""
+
+    # phi2 in HSTU eq. (2): pointwise SiLU (paper) or a causal softmax (ablation).
+    attention: Literal["silu", "softmax"] = "silu"
+    # Relative attention bias: positions + log-bucketed time gaps (paper), positions only, none.
+    rab: Literal["position_time", "position", "none"] = "position_time"
+    # Rotary position embedding on q, k (the "RoPE instead of rab" ablation sets rab="none").
+    rope: bool = False
+    rope_base: float = Field(10000.0, gt=0.0)
+    # Norm(AV) * U of eq. (3); False feeds Norm(AV) to f2 directly ("w/o feature interaction").
+    u_gate: bool = True
+    # "hstu": one pre-LayerNorm block x + f2(...); "llama": pre-RMSNorm attention sublayer
+    # followed by a pre-RMSNorm SwiGLU sublayer, each with its own residual.
+    residual: Literal["hstu", "llama"] = "hstu"
+    # The official code divides SiLU attention by n (the padded maximum length, here max_len).
+    scale_by_n: bool = True
+    num_time_buckets: int = Field(128, ge=1)
+    time_bucket_divisor: float = Field(0.301, gt=0.0)
+
+
+class SASRecOptions(StrictModel):
+    """SASRec block layout.
+
+    ``"sasrec"`` is the layout of the original code as re-implemented in generative-recommenders:
+    the query is LayerNorm(x) while keys/values are x, the residual adds to the normalised query,
+    then LayerNorm before the point-wise FFN whose residual is inside it. ``"pre"`` is a standard
+    pre-LN block with a final LN, ``"post"`` a standard post-LN block.
+    """
+
+    norm: Literal["sasrec", "pre", "post"] = "sasrec"
+    activation: Literal["relu", "gelu"] = "relu"
+    # generative-recommenders uses F.layer_norm without gain/bias (eps 1e-8).
+    norm_affine: bool = False
+
+
+class GPTOptions(StrictModel):
+    """GPT-2 style block; with ``bias=False, norm_affine=False`` the blocks hold exactly 12·L·d²."""
+
+    bias: bool = False
+    norm_affine: bool = True
+
+
+class LlamaOptions(StrictModel):
+    rope_base: float = Field(10000.0, gt=0.0)
+
+
+_DEFAULT_FFN_MULT = {"sasrec": 1.0, "gpt": 4.0, "llama": 8.0 / 3.0, "hstu": 8.0 / 3.0}
+
+
+class ModelConfig(StrictModel):
+    """Architecture of one sequential recommender (encoder + item embeddings + scoring)."""
+
+    backbone: str = "hstu"
+    dim: int = Field(50, ge=1)
+    layers: int = Field(2, ge=1)
+    heads: int = Field(1, ge=1)
+    max_len: int = Field(200, ge=1)
+    # Dropout inside the blocks (attention output / FFN / HSTU's linear dropout).
+    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    # Dropout on the input embeddings (item + position).
+    emb_dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    # FFN width = round(ffn_mult * dim); None = backbone default (SASRec 1, GPT 4, Llama 8/3).
+    ffn_mult: float | None = Field(None, gt=0.0)
+    # HSTU per-head widths of q/k and of u/v; None = dim // heads.
+    qk_dim: int | None = Field(None, ge=1)
+    v_dim: int | None = Field(None, ge=1)
+    # Layer-wise adaptive dropout (Zhang et al. 2023): "linear" goes from dropout_first in the
+    # lowest block to dropout_last in the top block; "constant" uses `dropout` everywhere.
+    layer_dropout: Literal["constant", "linear"] = "constant"
+    dropout_first: float | None = Field(None, ge=0.0, lt=1.0)
+    dropout_last: float | None = Field(None, ge=0.0, lt=1.0)
+    # One item table for input and output (True) or a separate output table.
+    tied: bool = True
+    # "cosine" L2-normalises query and item vectors (HSTU protocol, with temperature 0.05).
+    scoring: Literal["dot", "cosine"] = "dot"
+    temperature: float = Field(1.0, gt=0.0)
+    # Side features: ids 1..num_item_features, embedded and summed into the input item vector.
+    num_item_features: int = Field(0, ge=0)
+    init_std: float = Field(0.02, gt=0.0)
+
+    hstu: HSTUOptions = Field(default_factory=HSTUOptions)
+    sasrec: SASRecOptions = Field(default_factory=SASRecOptions)
+    gpt: GPTOptions = Field(default_factory=GPTOptions)
+    llama: LlamaOptions = Field(default_factory=LlamaOptions)
+
+    @field_validator("backbone")
+    @classmethod
+    def _known_backbone(cls, value: str) -> str:
+        from recscale.models.base import ENCODERS  # late: the encoders register on import
+
+        if value not in ENCODERS:
+            raise ValueError(f"unknown backbone; known: {', '.join(ENCODERS.names())}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelConfig:
+        if self.backbone != "hstu" or self.qk_dim is None or self.v_dim is None:
+            if self.dim % self.heads:
+                raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        if self.layer_dropout == "linear" and (self.dropout_first is None or self.dropout_last is None):
+            raise ValueError("layer_dropout 'linear' needs dropout_first and dropout_last")
+        rope = self.backbone == "llama" or (self.backbone == "hstu" and self.hstu.rope)
+        if rope and self.head_qk_dim % 2:
+            raise ValueError(f"RoPE needs an even per-head q/k width, got {self.head_qk_dim}")
+        return self
+
+    # Derived values, in one place so modules and the analytic counts agree.
+
+    @property
+    def head_qk_dim(self) -> int:
+        if self.backbone == "hstu" and self.qk_dim is not None:
+            return self.qk_dim
+        return self.dim // self.heads
+
+    @property
+    def head_v_dim(self) -> int:
+        if self.backbone == "hstu" and self.v_dim is not None:
+            return self.v_dim
+        return self.dim // self.heads
+
+    @property
+    def ffn_dim(self) -> int:
+        mult = self.ffn_mult if self.ffn_mult is not None else _DEFAULT_FFN_MULT[self.backbone]
+        return max(1, round(mult * self.dim))
+
+    @property
+    def l2_norm(self) -> bool:
+        """Query and item vectors are L2-normalised (cosine scoring)."""
+        return self.scoring == "cosine"
+
+    def layer_dropouts(self) -> list[float]:
+        """Dropout rate of each block, lowest first."""
+        if self.layer_dropout == "constant":
+            return [self.dropout] * self.layers
+        first, last = float(self.dropout_first or 0.0), float(self.dropout_last or 0.0)
+        if self.layers == 1:
+            return [first]
+        step = (last - first) / (self.layers - 1)
+        return [first + i * step for i in range(self.layers)]

@@ -1,0 +1,207 @@
+"""HSTU (Zhai et al., ICML 2024, arXiv 2402.17152) as the official code computes it.
+
+One layer (``residual="hstu"``)::
+
+    U, V, Q, K = split(SiLU(f1(LayerNorm(X))))                   # eq. (1)
+    AV = (SiLU(Q K^T + rab^{p,t}) / n  *  causal_mask) V          # eq. (2)
+    Y  = X + f2(dropout(LayerNorm(AV) * U))                       # eq. (3)
+
+Details taken from generative-recommenders ``research/modeling/sequential/hstu.py``: the
+LayerNorms have no gain/bias (eps 1e-6), f1 has no bias, f2 has one; n is the padded
+maximum length (here ``max_len``, so outputs do not depend on a batch's padding); rab is
+a learned bias over 2·max_len−1 position offsets plus a learned bias over log-bucketed
+time gaps, one table per layer, shared across heads; the query at position i carries the
+timestamp of item i+1 (the time of the item being predicted) and keys their own.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recscale.models.attention import AbsolutePositions, RMSNorm, SwiGLU, apply_rope, rope_angles
+from recscale.models.base import ENCODERS, Encoder
+from recscale.models.config import ModelConfig
+
+logger = logging.getLogger(__name__)
+
+
+def time_buckets(dt: torch.Tensor, num_buckets: int = 128, divisor: float = 0.301) -> torch.Tensor:
+    """floor(ln(max(|dt|, 1)) / divisor) clamped to [0, num_buckets].
+
+    dt: int64 time gaps (any shape) -> int64 bucket ids, same shape.
+    """
+    gaps = dt.abs().clamp(min=1).float()
+    return (torch.log(gaps) / divisor).long().clamp(0, num_buckets)
+
+
+def query_timestamps(timestamps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Time of each query: item i+1's timestamp while i+1 < length, else item i's own.
+
+    timestamps: [B, N]; lengths: [B] -> [B, N] (the official code's ``ext_timestamps``).
+    """
+    n = timestamps.shape[1]
+    following = torch.cat([timestamps[:, 1:], timestamps[:, -1:]], dim=1)
+    has_next = torch.arange(n, device=timestamps.device)[None, :] + 1 < lengths[:, None]
+    return torch.where(has_next, following, timestamps)
+
+
+class RelativeAttentionBias(nn.Module):
+    """rab^{p,t}: [B | 1, N, N] bias shared across heads.
+
+    Attributes:
+        pos_w: [2·max_len − 1], indexed by key − query + max_len − 1.
+        time_w: [num_buckets + 1], indexed by the bucket of t_query − t_key (when used).
+    """
+
+    def __init__(self, max_len: int, num_buckets: int | None) -> None:
+        super().__init__()
+        self.pos_w = nn.Parameter(torch.empty(2 * max_len - 1).normal_(std=0.02))
+        self.time_w = (
+            nn.Parameter(torch.empty(num_buckets + 1).normal_(std=0.02))
+            if num_buckets is not None
+            else None
+        )
+
+    def forward(self, pos_index: torch.Tensor, buckets: torch.Tensor | None) -> torch.Tensor:
+        """pos_index: [N, N]; buckets: [B, N, N] or None -> [B | 1, N, N]."""
+        bias = self.pos_w[pos_index].unsqueeze(0)
+        if buckets is not None and self.time_w is not None:
+            bias = bias + self.time_w[buckets]
+        return bias
+
+
+class HSTULayer(nn.Module):
+    """One HSTU block (or, with ``residual="llama"``, an HSTU attention sublayer + SwiGLU)."""
+
+    def __init__(self, cfg: ModelConfig, dropout: float) -> None:
+        super().__init__()
+        opts = cfg.hstu
+        d, h = cfg.dim, cfg.heads
+        self.heads, self.dqk, self.dv = h, cfg.head_qk_dim, cfg.head_v_dim
+        self.opts = opts
+        self.n = cfg.max_len
+        self.u_width = h * self.dv if opts.u_gate else 0
+        self.f1 = nn.Linear(d, self.u_width + h * self.dv + 2 * h * self.dqk, bias=False)
+        self.f2 = nn.Linear(h * self.dv, d)
+        nn.init.normal_(self.f1.weight, std=0.02)
+        nn.init.xavier_uniform_(self.f2.weight)
+        self.drop = nn.Dropout(dropout)
+        self.rab = (
+            RelativeAttentionBias(
+                cfg.max_len, opts.num_time_buckets if opts.rab == "position_time" else None
+            )
+            if opts.rab != "none"
+            else None
+        )
+        if opts.residual == "llama":
+            self.norm1 = RMSNorm(d)
+            self.norm2 = RMSNorm(d)
+            self.ffn = SwiGLU(d, cfg.ffn_dim)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor,
+        pos_index: torch.Tensor | None,
+        buckets: torch.Tensor | None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """x: [B, N, D]; mask: [N, N] bool, True where key <= query -> [B, N, D]."""
+        llama = self.opts.residual == "llama"
+        normed = self.norm1(x) if llama else F.layer_norm(x, x.shape[-1:], eps=1e-6)
+        h, dqk, dv = self.heads, self.dqk, self.dv
+        u, v, q, k = torch.split(  # eq. (1)
+            F.silu(self.f1(normed)), [self.u_width, h * dv, h * dqk, h * dqk], dim=-1
+        )
+        q = q.unflatten(-1, (h, dqk)).transpose(1, 2)  # [B, H, N, Dqk]
+        k = k.unflatten(-1, (h, dqk)).transpose(1, 2)
+        v = v.unflatten(-1, (h, dv)).transpose(1, 2)  # [B, H, N, Dv]
+        if rope is not None:
+            q, k = apply_rope(q, *rope), apply_rope(k, *rope)
+        scores = q @ k.transpose(-1, -2)  # [B, H, N, N]
+        if self.rab is not None and pos_index is not None:
+            scores = scores + self.rab(pos_index, buckets).unsqueeze(1)
+        if self.opts.attention == "silu":  # eq. (2): pointwise, no softmax
+            attn = F.silu(scores) * mask
+            if self.opts.scale_by_n:
+                attn = attn / self.n
+        else:
+            scores = (scores / math.sqrt(dqk)).masked_fill(~mask, float("-inf"))
+            attn = torch.softmax(scores, dim=-1)
+        av = (attn @ v).transpose(1, 2).flatten(-2)  # [B, N, H·Dv]
+        av = F.layer_norm(av, av.shape[-1:], eps=1e-6)
+        y = x + self.f2(self.drop(av * u if self.opts.u_gate else av))  # eq. (3)
+        if llama:
+            y = y + self.drop(self.ffn(self.norm2(y)))
+        return y
+
+
+@ENCODERS.register("hstu")
+class HSTU(Encoder):
+    """Stack of HSTU layers over item·sqrt(D) + learned absolute positions."""
+
+    scale_inputs = True
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.opts = cfg.hstu
+        self.dqk = cfg.head_qk_dim
+        self.positions = AbsolutePositions(
+            cfg.max_len, cfg.dim, cfg.emb_dropout, std=math.sqrt(1.0 / cfg.dim)
+        )
+        self.layers = nn.ModuleList(HSTULayer(cfg, p) for p in cfg.layer_dropouts())
+        self.final_norm = RMSNorm(cfg.dim) if self.opts.residual == "llama" else None
+        idx = torch.arange(cfg.max_len)
+        self.register_buffer("pos_index", idx[None, :] - idx[:, None] + cfg.max_len - 1, persistent=False)
+        self._warned_no_time = False
+
+    def forward(
+        self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """x: [B, N, D] scaled item vectors; timestamps: [B, N] | None; lengths: [B] -> [B, N, D]."""
+        x = self.positions(x)
+        n = x.shape[1]
+        opts = self.opts
+        buckets = None
+        if opts.rab == "position_time":
+            if timestamps is None:
+                if not self._warned_no_time:
+                    logger.warning("HSTU: no timestamps given, the time part of rab is off")
+                    self._warned_no_time = True
+            else:
+                dt = query_timestamps(timestamps, lengths)[:, :, None] - timestamps[:, None, :]
+                buckets = time_buckets(dt, opts.num_time_buckets, opts.time_bucket_divisor)
+        pos_index = self.pos_index[:n, :n] if opts.rab != "none" else None
+        rope = rope_angles(n, self.dqk, opts.rope_base, x.device) if opts.rope else None
+        mask = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+        for layer in self.layers:
+            x = layer(x, mask, pos_index, buckets, rope)
+        return x if self.final_norm is None else self.final_norm(x)
+
+    @staticmethod
+    def param_counts(cfg: ModelConfig) -> tuple[int, int]:
+        o, d, h = cfg.hstu, cfg.dim, cfg.heads
+        dqk, dv = cfg.head_qk_dim, cfg.head_v_dim
+        per_layer = d * ((2 if o.u_gate else 1) * h * dv + 2 * h * dqk) + (h * dv * d + d)
+        if o.residual == "llama":
+            per_layer += 2 * d + 3 * d * cfg.ffn_dim
+        rab = 0
+        if o.rab != "none":
+            rab = 2 * cfg.max_len - 1 + (o.num_time_buckets + 1 if o.rab == "position_time" else 0)
+        final = d if o.residual == "llama" else 0
+        return cfg.layers * per_layer + final, cfg.max_len * d + cfg.layers * rab
+
+    @staticmethod
+    def macs_per_token(cfg: ModelConfig, seq_len: int) -> tuple[int, int]:
+        o, d, h = cfg.hstu, cfg.dim, cfg.heads
+        dqk, dv = cfg.head_qk_dim, cfg.head_v_dim
+        dense = d * ((2 if o.u_gate else 1) * h * dv + 2 * h * dqk) + h * dv * d
+        if o.residual == "llama":
+            dense += 3 * d * cfg.ffn_dim
+        attention = seq_len * h * (dqk + dv)
+        return cfg.layers * dense, cfg.layers * attention

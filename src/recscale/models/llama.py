@@ -1,0 +1,68 @@
+"""Llama-style decoder: pre-RMSNorm, rotary positions on q/k, SwiGLU MLP, no biases.
+
+Block: ``x = x + drop(Attn_rope(RMS1 x));  x = x + drop(SwiGLU(RMS2 x))``, then a final
+RMSNorm. No absolute position table: order enters only through RoPE.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from recscale.models.attention import CausalSelfAttention, RMSNorm, SwiGLU
+from recscale.models.base import ENCODERS, Encoder
+from recscale.models.config import ModelConfig
+
+
+class LlamaBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig, dropout: float) -> None:
+        super().__init__()
+        self.norm1 = RMSNorm(cfg.dim)
+        self.attn = CausalSelfAttention(
+            cfg.dim, cfg.heads, bias=False, dropout=dropout, rope_base=cfg.llama.rope_base
+        )
+        self.norm2 = RMSNorm(cfg.dim)
+        self.mlp = SwiGLU(cfg.dim, cfg.ffn_dim)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, N, D] -> [B, N, D]."""
+        x = x + self.drop(self.attn(self.norm1(x)))
+        return x + self.drop(self.mlp(self.norm2(x)))
+
+
+@ENCODERS.register("llama")
+class Llama(Encoder):
+    scale_inputs = False
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.max_len = cfg.max_len
+        self.emb_drop = nn.Dropout(cfg.emb_dropout)
+        self.blocks = nn.ModuleList(LlamaBlock(cfg, p) for p in cfg.layer_dropouts())
+        self.final_norm = RMSNorm(cfg.dim)
+        for param in self.blocks.parameters():
+            if param.ndim == 2:
+                nn.init.normal_(param, std=cfg.init_std)
+
+    def forward(
+        self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """x: [B, N, D] item vectors -> [B, N, D]; timestamps are not used."""
+        if x.shape[1] > self.max_len:
+            raise ValueError(f"sequence length {x.shape[1]} exceeds max_len {self.max_len}")
+        x = self.emb_drop(x)
+        for block in self.blocks:
+            x = block(x)
+        return self.final_norm(x)
+
+    @staticmethod
+    def param_counts(cfg: ModelConfig) -> tuple[int, int]:
+        d = cfg.dim
+        per_block = 4 * d * d + 3 * d * cfg.ffn_dim + 2 * d
+        return cfg.layers * per_block + d, 0
+
+    @staticmethod
+    def macs_per_token(cfg: ModelConfig, seq_len: int) -> tuple[int, int]:
+        d = cfg.dim
+        return cfg.layers * (4 * d * d + 3 * d * cfg.ffn_dim), cfg.layers * 2 * seq_len * d

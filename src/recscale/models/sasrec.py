@@ -1,0 +1,84 @@
+"""SASRec (Kang & McAuley, ICDM 2018) as re-implemented in generative-recommenders.
+
+Learned absolute positions over item·sqrt(D), causal softmax multi-head attention and a
+point-wise FFN (ReLU, width D by default) per block, dropout on the attention weights and
+in the FFN. The default block layout (``sasrec.norm="sasrec"``) is the original code's::
+
+    Q = LN1(X);  X = LN2(Q + MHA(Q, X, X));  X = X + FFN(X)
+
+``"pre"`` (x + f(LN x), final LN) and ``"post"`` (LN(x + f(x))) are the textbook layouts.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from recscale.models.attention import AbsolutePositions, CausalSelfAttention, PointwiseFFN, layer_norm
+from recscale.models.base import ENCODERS, Encoder
+from recscale.models.config import ModelConfig
+
+
+class SASRecBlock(nn.Module):
+    def __init__(self, cfg: ModelConfig, dropout: float) -> None:
+        super().__init__()
+        opts = cfg.sasrec
+        self.norm = opts.norm
+        self.attn = CausalSelfAttention(cfg.dim, cfg.heads, bias=True, dropout=dropout)
+        self.ffn = PointwiseFFN(cfg.dim, cfg.ffn_dim, opts.activation, dropout)
+        self.ln1 = layer_norm(cfg.dim, opts.norm_affine, eps=1e-8)
+        self.ln2 = layer_norm(cfg.dim, opts.norm_affine, eps=1e-8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: [B, N, D] -> [B, N, D]."""
+        if self.norm == "sasrec":
+            q = self.ln1(x)
+            x = self.ln2(q + self.attn(q, kv_input=x))
+            return x + self.ffn(x)
+        if self.norm == "pre":
+            x = x + self.attn(self.ln1(x))
+            return x + self.ffn(self.ln2(x))
+        x = self.ln1(x + self.attn(x))
+        return self.ln2(x + self.ffn(x))
+
+
+@ENCODERS.register("sasrec")
+class SASRec(Encoder):
+    scale_inputs = True
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.positions = AbsolutePositions(
+            cfg.max_len, cfg.dim, cfg.emb_dropout, std=math.sqrt(1.0 / cfg.dim)
+        )
+        self.blocks = nn.ModuleList(SASRecBlock(cfg, p) for p in cfg.layer_dropouts())
+        self.final_norm = (
+            layer_norm(cfg.dim, cfg.sasrec.norm_affine, eps=1e-8) if cfg.sasrec.norm == "pre" else None
+        )
+        for name, param in self.blocks.named_parameters():
+            if param.ndim == 2 and name.endswith("weight"):
+                nn.init.xavier_normal_(param)  # as generative-recommenders' reset_state
+
+    def forward(
+        self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """x: [B, N, D] scaled item vectors -> [B, N, D]; timestamps are not used."""
+        x = self.positions(x)
+        for block in self.blocks:
+            x = block(x)
+        return x if self.final_norm is None else self.final_norm(x)
+
+    @staticmethod
+    def param_counts(cfg: ModelConfig) -> tuple[int, int]:
+        d, f = cfg.dim, cfg.ffn_dim
+        norm = 2 * d if cfg.sasrec.norm_affine else 0
+        per_block = (4 * d * d + 4 * d) + (2 * d * f + f + d) + 2 * norm
+        final = norm if cfg.sasrec.norm == "pre" else 0
+        return cfg.layers * per_block + final, cfg.max_len * d
+
+    @staticmethod
+    def macs_per_token(cfg: ModelConfig, seq_len: int) -> tuple[int, int]:
+        d = cfg.dim
+        return cfg.layers * (4 * d * d + 2 * d * cfg.ffn_dim), cfg.layers * 2 * seq_len * d

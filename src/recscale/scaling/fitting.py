@@ -1,0 +1,450 @@
+"""Fit scaling laws: robust least squares with restarts, bootstrap intervals, holdout checks.
+
+Pure functions of arrays and tables (no I/O). The entry points:
+
+- :func:`fit_law` -> :class:`FitResult` (parameters, bootstrap CIs, R², residuals, ``predict``)
+- :func:`holdout_check` -> :class:`Holdout` (fit on the rest, predict the held-out runs)
+- :func:`predict` (keyword inputs: ``predict(fit, params=1e8, tokens=2e9)``)
+- :func:`compute_optimal` / :func:`compute_frontier` for a fitted ``joint`` law
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+from scipy.optimize import least_squares, minimize_scalar
+
+from recscale.errors import RecscaleError
+from recscale.scaling.laws import LAWS, Law
+
+# Keyword aliases accepted by ``predict``: the short names a user types for table columns.
+ALIASES = {"params": "non_embedding_params", "n": "non_embedding_params", "d": "tokens",
+           "c": "compute", "h": "dim"}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Point estimates and a bootstrap percentile interval, arrays of the same shape."""
+
+    value: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    level: float
+    kind: str  # "confidence" (the mean curve) or "prediction" (a new run: adds residual noise)
+
+
+@dataclass
+class FitResult:
+    """A fitted law.
+
+    ``x`` [n, k] and ``y`` [n] are the points used in the fit (``runs`` names them when the
+    fit came from a table); ``boot_params`` [B, p] holds the bootstrap refits from which the
+    percentile ``ci`` and prediction intervals come.
+    """
+
+    law: Law
+    metric: str
+    params: dict[str, float]
+    ci: dict[str, tuple[float, float]]
+    r2: float
+    residuals: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    runs: list[str]
+    boot_params: np.ndarray
+    level: float = 0.95
+    loss: str = "linear"
+    seed: int = 0
+    n_boot_failed: int = 0
+
+    @property
+    def theta(self) -> np.ndarray:
+        return np.array([self.params[p] for p in self.law.params])
+
+    @property
+    def rmse(self) -> float:
+        return float(np.sqrt(np.mean(self.residuals**2)))
+
+    def predict(
+        self,
+        data: pl.DataFrame | np.ndarray | None = None,
+        *,
+        level: float | None = None,
+        kind: str = "confidence",
+        **columns: Any,
+    ) -> Prediction:
+        """Predict from a table, an array ``[m, k]`` or keyword columns (``params=1e8``)."""
+        x = design(self.law, data, **columns)
+        value = self.law(x, self.theta)
+        level = self.level if level is None else level
+        if len(self.boot_params) == 0:
+            return Prediction(value, value.copy(), value.copy(), level, kind)
+        boot = np.stack([self.law(x, t) for t in self.boot_params])  # [B, m]
+        if kind == "prediction":
+            n, p = len(self.y), len(self.law.params)
+            inflate = np.sqrt(n / (n - p)) if n > p else 1.0
+            centred = (self.residuals - self.residuals.mean()) * inflate
+            rng = np.random.default_rng(self.seed + 1)
+            boot = boot + rng.choice(centred, size=boot.shape)
+        elif kind != "confidence":
+            raise RecscaleError(f"interval kind {kind!r}; allowed: confidence, prediction")
+        q = 100 * (1 - level) / 2
+        lo, hi = np.nanpercentile(boot, [q, 100 - q], axis=0)
+        return Prediction(value, np.minimum(lo, value), np.maximum(hi, value), level, kind)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-able record (the law by registered name)."""
+        return {
+            "law": self.law.name, "formula": self.law.formula, "metric": self.metric,
+            "params": self.params, "ci": {k: list(v) for k, v in self.ci.items()},
+            "r2": self.r2, "residuals": self.residuals.tolist(), "x": self.x.tolist(),
+            "y": self.y.tolist(), "runs": self.runs, "boot_params": self.boot_params.tolist(),
+            "level": self.level, "loss": self.loss, "seed": self.seed,
+            "n_boot_failed": self.n_boot_failed,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FitResult:
+        law = LAWS.get(d["law"])
+        return cls(
+            law=law, metric=d["metric"], params=dict(d["params"]),
+            ci={k: (float(v[0]), float(v[1])) for k, v in d["ci"].items()}, r2=d["r2"],
+            residuals=np.asarray(d["residuals"], float),
+            x=np.asarray(d["x"], float).reshape(-1, len(law.inputs)),
+            y=np.asarray(d["y"], float), runs=list(d["runs"]),
+            boot_params=np.asarray(d["boot_params"], float).reshape(-1, len(law.params)),
+            level=d["level"], loss=d["loss"], seed=d["seed"], n_boot_failed=d["n_boot_failed"],
+        )
+
+
+def _law(law: str | Law) -> Law:
+    return law if isinstance(law, Law) else LAWS.get(law)
+
+
+def design(law: Law, data: pl.DataFrame | np.ndarray | None = None, **columns: Any) -> np.ndarray:
+    """The law's design matrix ``[m, k]`` from a table, an array, or keyword columns."""
+    if isinstance(data, pl.DataFrame):
+        missing = [c for c in law.inputs if c not in data.columns]
+        if missing:
+            raise RecscaleError(
+                f"law {law.name} needs column(s) {', '.join(missing)}; the table has "
+                f"{', '.join(data.columns)}"
+            )
+        x = data.select([pl.col(c).cast(pl.Float64) for c in law.inputs]).to_numpy()
+    elif data is not None:
+        x = np.asarray(data, dtype=float)
+        x = x.reshape(-1, 1) if x.ndim == 1 and len(law.inputs) == 1 else np.atleast_2d(x)
+    else:
+        cols = {ALIASES.get(k.lower(), k): np.atleast_1d(np.asarray(v, float))
+                for k, v in columns.items()}
+        missing = [c for c in law.inputs if c not in cols]
+        if missing:
+            raise RecscaleError(
+                f"law {law.name} needs {', '.join(law.inputs)}; missing {', '.join(missing)}"
+            )
+        x = np.stack(np.broadcast_arrays(*[cols[c] for c in law.inputs]), axis=1)
+    if x.shape[1] != len(law.inputs):
+        raise RecscaleError(
+            f"law {law.name} takes {len(law.inputs)} input column(s) ({', '.join(law.inputs)}), "
+            f"got {x.shape[1]}"
+        )
+    if not np.all(np.isfinite(x)):
+        raise RecscaleError(f"law {law.name}: inputs {', '.join(law.inputs)} contain null/NaN")
+    return x
+
+
+# ---- the fit ---------------------------------------------------------------------------------
+def _residual_fn(law: Law, x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    def fn(z: np.ndarray) -> np.ndarray:
+        r = law(x, law.to_public(z)) - y
+        return np.nan_to_num(r, nan=1e6, posinf=1e6, neginf=-1e6)
+
+    return fn
+
+
+def _solve(
+    law: Law, x: np.ndarray, y: np.ndarray, starts: Sequence[np.ndarray], loss: str,
+    f_scale: float, max_nfev: int = 1000,
+) -> tuple[np.ndarray, float] | None:
+    """Best (internal params, cost) over the starting points; None when every start fails."""
+    lo, hi = law.internal_bounds()
+    eps = 1e-9 * (1 + np.abs(np.where(np.isfinite(lo), lo, 0) + np.where(np.isfinite(hi), hi, 0)))
+    fn = _residual_fn(law, x, y)
+    best: tuple[np.ndarray, float] | None = None
+    for z0 in starts:
+        z0 = np.clip(z0, lo + eps, hi - eps)  # least_squares wants strictly feasible starts
+        if not np.all(np.isfinite(fn(z0))):
+            continue
+        try:
+            res = least_squares(fn, z0, bounds=(lo, hi), loss=loss, f_scale=f_scale,
+                                x_scale="jac", max_nfev=max_nfev, ftol=1e-10, xtol=1e-10, gtol=1e-10)
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        cost = float(np.sum(res.fun**2))
+        if np.isfinite(cost) and (best is None or cost < best[1]):
+            best = (res.x, cost)
+    return best
+
+
+def _jitter(law: Law, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    scale = np.array([0.7 if p in law.log_params else 0.3 * (abs(v) + 0.05)
+                      for p, v in zip(law.params, z, strict=True)])
+    return z + rng.normal(0.0, 1.0, len(z)) * scale
+
+
+def _fit_points(
+    law: Law, x: np.ndarray, y: np.ndarray, restarts: int, rng: np.random.Generator,
+    loss: str, f_scale: float | None,
+) -> tuple[np.ndarray, float]:
+    heuristic = [law.to_internal(s) for s in law.starts(x, y)]
+    starts = heuristic[: max(1, restarts)]
+    while len(starts) < restarts:
+        starts.append(_jitter(law, starts[len(starts) % max(1, len(heuristic))], rng))
+    best = _solve(law, x, y, starts, "linear", 1.0)
+    if best is None:
+        raise RecscaleError(f"law {law.name}: no starting point gave a finite fit")
+    if loss != "linear":
+        if f_scale is None:  # robust residual scale of the plain fit
+            r = _residual_fn(law, x, y)(best[0])
+            f_scale = max(1.4826 * float(np.median(np.abs(r - np.median(r)))), 1e-12)
+        robust = _solve(law, x, y, [best[0]], loss, f_scale)
+        if robust is not None:
+            best = (robust[0], float(np.sum(_residual_fn(law, x, y)(robust[0]) ** 2)))
+    return best
+
+
+def fit_law(
+    law: str | Law,
+    data: pl.DataFrame | np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    metric: str | None = None,
+    restarts: int = 8,
+    seed: int = 0,
+    loss: str = "linear",
+    f_scale: float | None = None,
+    n_boot: int = 200,
+    level: float = 0.95,
+    bootstrap: str = "pairs",
+    runs: Sequence[str] | None = None,
+) -> FitResult:
+    """Fit ``law`` to a results table (its ``law.inputs`` columns and ``metric``) or to arrays.
+
+    ``restarts`` starting points: the law's heuristic starts (exponent grids with the linear
+    part solved exactly), then jittered copies. ``loss`` is passed to
+    ``scipy.optimize.least_squares`` ("soft_l1", "huber", ... for robustness; ``f_scale``
+    defaults to the MAD of the plain fit's residuals). ``bootstrap`` "pairs" resamples points
+    (refit each time; resamples with fewer distinct points than parameters are redrawn) and
+    "residual" resamples residuals onto the fitted curve. Rows with a null/NaN metric are
+    dropped from a table.
+    """
+    law = _law(law)
+    metric = metric or law.default_metric
+    if isinstance(data, pl.DataFrame):
+        if metric not in data.columns:
+            raise RecscaleError(f"metric {metric!r} is not a column of the results table")
+        table = data.filter(pl.col(metric).is_not_null() & pl.col(metric).is_not_nan())
+        x = design(law, table)
+        yv = table[metric].cast(pl.Float64).to_numpy()
+        names = [str(r) for r in table["run"]] if "run" in table.columns else []
+    else:
+        if y is None:
+            raise RecscaleError("fit_law on arrays needs y")
+        x, yv = design(law, data), np.asarray(y, dtype=float)
+        names = list(runs) if runs is not None else []
+    if bootstrap not in ("pairs", "residual"):
+        raise RecscaleError(f"bootstrap {bootstrap!r}; allowed: pairs, residual")
+    n, p = len(yv), len(law.params)
+    if len(np.unique(x, axis=0)) < p:
+        raise RecscaleError(
+            f"law {law.name} has {p} parameters and needs at least {p} runs with distinct "
+            f"{', '.join(law.inputs)}; got {len(np.unique(x, axis=0))}"
+        )
+    rng = np.random.default_rng(seed)
+    z, _ = _fit_points(law, x, yv, restarts, rng, loss, f_scale)
+    theta = law.to_public(z)
+    fitted = law(x, theta)
+    resid = yv - fitted
+    ss_tot = float(np.sum((yv - yv.mean()) ** 2))
+    r2 = 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan")
+
+    boots, failed = [], 0
+    inflate = np.sqrt(n / (n - p)) if n > p else 1.0
+    for _ in range(n_boot):
+        if bootstrap == "pairs":
+            for _try in range(50):
+                idx = rng.integers(0, n, n)
+                if len(np.unique(x[idx], axis=0)) >= p:
+                    break
+            xb, yb = x[idx], yv[idx]
+        else:
+            xb, yb = x, fitted + rng.choice((resid - resid.mean()) * inflate, n)
+        # refits start from the full-data optimum (plus one jitter): resamples are close to it
+        sol = _solve(law, xb, yb, [z, _jitter(law, z, rng)], loss, f_scale or 1.0, 300)
+        if sol is None:
+            failed += 1
+            continue
+        boots.append(law.to_public(sol[0]))
+    boot = np.array(boots).reshape(-1, p)
+    q = 100 * (1 - level) / 2
+    ci = {}
+    for i, name in enumerate(law.params):
+        if len(boot):
+            lo, hi = np.percentile(boot[:, i], [q, 100 - q])
+            ci[name] = (float(lo), float(hi))
+        else:
+            ci[name] = (float("nan"), float("nan"))
+    return FitResult(
+        law=law, metric=metric, params=dict(zip(law.params, map(float, theta), strict=True)),
+        ci=ci, r2=r2, residuals=resid, x=x, y=yv, runs=names, boot_params=boot, level=level,
+        loss=loss, seed=seed, n_boot_failed=failed,
+    )
+
+
+def predict(fit: FitResult, *, level: float | None = None, kind: str = "confidence",
+            **columns: Any) -> Prediction:
+    """``predict(fit, params=1e8)``; keyword names are table columns or their aliases."""
+    return fit.predict(level=level, kind=kind, **columns)
+
+
+# ---- holdout ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class HoldoutRow:
+    run: str
+    predicted: float
+    lo: float
+    hi: float
+    measured: float
+    rel_error: float  # (predicted - measured) / |measured|
+    inside: bool  # measured within [lo, hi]
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Holdout:
+    fit: FitResult
+    rows: list[HoldoutRow] = field(default_factory=list)
+
+
+def select_holdout(
+    table: pl.DataFrame, holdout: str | Sequence[str], by: str = "non_embedding_params"
+) -> list[str]:
+    """Run names for ``"largest:K"`` (the K largest by ``by``) or an explicit list."""
+    if "run" not in table.columns:
+        raise RecscaleError("the results table has no 'run' column to name held-out runs")
+    known = [str(r) for r in table["run"]]
+    if isinstance(holdout, str):
+        kind, _, k = holdout.partition(":")
+        if kind not in ("largest", "smallest") or not k.isdigit() or int(k) < 1:
+            raise RecscaleError(
+                f"holdout {holdout!r}; allowed: 'largest:K', 'smallest:K' or a list of run names"
+            )
+        if by not in table.columns:
+            raise RecscaleError(f"holdout {holdout!r} ranks by column {by!r}, which is missing")
+        order = table.sort(by, descending=kind == "largest", maintain_order=True)
+        return [str(r) for r in order["run"].head(int(k))]
+    unknown = [r for r in holdout if r not in known]
+    if unknown:
+        raise RecscaleError(f"held-out run(s) {', '.join(unknown)} are not in the results table")
+    return list(holdout)
+
+
+def holdout_check(
+    law: str | Law,
+    table: pl.DataFrame,
+    holdout: str | Sequence[str] = "largest:2",
+    *,
+    metric: str | None = None,
+    by: str | None = None,
+    interval: str = "prediction",
+    **fit_kwargs: Any,
+) -> Holdout:
+    """Fit on every run except the held-out ones, then predict those.
+
+    ``by`` ranks runs for ``largest:K`` (default: non-embedding params when the table has
+    them, else the law's first input). ``interval`` "prediction" (default) includes the
+    residual noise a new run has; "confidence" is the mean-curve band only.
+    """
+    law = _law(law)
+    metric = metric or law.default_metric
+    if by is None:
+        by = "non_embedding_params" if "non_embedding_params" in table.columns else law.inputs[0]
+    held = set(select_holdout(table, holdout, by))
+    train = table.filter(~pl.col("run").cast(pl.Utf8).is_in(sorted(held)))
+    test = table.filter(pl.col("run").cast(pl.Utf8).is_in(sorted(held)))
+    fit = fit_law(law, train, metric=metric, **fit_kwargs)
+    pred = fit.predict(test, kind=interval)
+    rows = []
+    for i, run in enumerate(test["run"]):
+        measured = test[metric][i]
+        m = float("nan") if measured is None else float(measured)
+        v = float(pred.value[i])
+        rows.append(HoldoutRow(
+            run=str(run), predicted=v, lo=float(pred.lo[i]), hi=float(pred.hi[i]), measured=m,
+            rel_error=(v - m) / abs(m) if m else float("nan"),
+            inside=bool(pred.lo[i] <= m <= pred.hi[i]),
+        ))
+    return Holdout(fit=fit, rows=rows)
+
+
+# ---- compute-optimal allocation --------------------------------------------------------------
+@dataclass(frozen=True)
+class ComputeOptimal:
+    compute: np.ndarray
+    params: np.ndarray
+    tokens: np.ndarray
+    loss: np.ndarray
+
+
+def compute_optimal(
+    fit: FitResult,
+    compute_budget: float | Sequence[float] | np.ndarray,
+    flops_per_param_token: float | Callable[[float], float] = 6.0,
+) -> ComputeOptimal:
+    """N and D minimising the fitted joint law L(N, D) at compute C.
+
+    With a constant k (C = k·N·D) the closed form is N* = G·(C/k)^(b/(a+b)),
+    G = (aA / (bB))^(1/(a+b)), D* = C/(k·N*) (Hoffmann et al., App. D). With a callable
+    ``flops_per_token(N)`` (training FLOPs per token of a model with N non-embedding
+    parameters) the minimum over ln N is found numerically with D = C / flops_per_token(N).
+    """
+    if fit.law.name != "joint":
+        raise RecscaleError(f"compute_optimal needs a fitted 'joint' law, got {fit.law.name!r}")
+    _e, big_a, a, big_b, b = fit.theta
+    budgets = np.atleast_1d(np.asarray(compute_budget, dtype=float))
+    if not callable(flops_per_param_token):
+        k = float(flops_per_param_token)
+        g = (a * big_a / (b * big_b)) ** (1 / (a + b))
+        n = g * (budgets / k) ** (b / (a + b))
+        d = budgets / (k * n)
+    else:
+        fpt = flops_per_param_token
+        n, d = np.empty_like(budgets), np.empty_like(budgets)
+        for i, c in enumerate(budgets):
+            def loss_at(log_n: float, c: float = c) -> float:
+                nn = np.exp(log_n)
+                return float(fit.law(np.array([[nn, c / fpt(nn)]]), fit.theta)[0])
+
+            grid = np.linspace(0.0, np.log(c), 400)
+            j = int(np.argmin([loss_at(v) for v in grid]))
+            lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
+            res = minimize_scalar(loss_at, bounds=(lo, hi), method="bounded",
+                                  options={"xatol": 1e-10})
+            n[i] = np.exp(res.x)
+            d[i] = c / fpt(n[i])
+    loss = fit.law(np.stack([n, d], axis=1), fit.theta)
+    return ComputeOptimal(compute=budgets, params=n, tokens=d, loss=loss)
+
+
+def compute_frontier(
+    fit: FitResult, c_min: float, c_max: float, num: int = 50,
+    flops_per_param_token: float | Callable[[float], float] = 6.0,
+) -> ComputeOptimal:
+    """The compute-optimal N, D and loss over log-spaced budgets from c_min to c_max FLOPs."""
+    return compute_optimal(fit, np.geomspace(c_min, c_max, num), flops_per_param_token)

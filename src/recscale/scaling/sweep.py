@@ -1,0 +1,244 @@
+"""Sweeps: one YAML file -> many runs -> one results table.
+
+A sweep spec has a ``base`` run config (inline mapping, or a path to a run YAML),
+and the points to run: ``grid`` (axes multiplied out) and/or ``points`` (an
+explicit list). Keys are dotted run-config keys::
+
+    name: hstu-ml1m
+    base: {data: {name: ml-1m-sasrec}, model: {backbone: hstu}}
+    grid: {seed: [1, 2]}
+    points:
+      - {model.layers: 2, model.dim: 32}
+      - {model.layers: 4, model.dim: 64}
+
+Runs live in ``<out>/runs/<name>``. A run with ``final.json`` is done and skipped;
+one with a checkpoint resumes from it; one that raises is retried once and then
+reported in ``failures.json`` without stopping the others. Killing the sweep and
+running it again loses nothing but the epoch in progress.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from pydantic import Field
+
+from recscale.config import StrictModel, apply_overrides, load_yaml, merge, validate
+from recscale.errors import RecscaleError
+from recscale.train.config import RunConfig, load_run_config
+
+RESULTS_PARQUET = "results.parquet"
+RESULTS_CSV = "results.csv"
+
+
+class SweepSpec(StrictModel):
+    name: str
+    base: dict[str, Any] | str = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    points: list[dict[str, Any]] = Field(default_factory=list)
+    # Which runs the report's laws predict rather than fit, e.g. "largest:2".
+    holdout: str | None = "largest:1"
+    laws: list[str] = Field(default_factory=lambda: ["power_n"])
+    metrics: list[str] = Field(default_factory=lambda: ["loss", "hr@10", "ndcg@10"])
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    name: str
+    coords: dict[str, Any]
+    config: RunConfig
+
+
+@dataclass
+class SweepResult:
+    out_dir: Path
+    results_path: Path
+    finished: int
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def load_spec(path: str | Path, overrides: list[str] | None = None) -> tuple[SweepSpec, list[SweepRun]]:
+    path = Path(path)
+    spec = validate(SweepSpec, load_yaml(path), source=str(path))
+    base = spec.base
+    if isinstance(base, str):
+        base_path = (path.parent / base) if not Path(base).is_absolute() else Path(base)
+        base = load_yaml(base_path)
+    base = apply_overrides(base, overrides or [])
+    return spec, expand(spec, base, source=str(path))
+
+
+def expand(spec: SweepSpec, base: dict[str, Any], source: str = "sweep") -> list[SweepRun]:
+    """All runs of a spec: the grid crossed with the explicit points (either may be empty)."""
+    keys = list(spec.grid)
+    grid = [dict(zip(keys, values, strict=True)) for values in itertools.product(*spec.grid.values())]
+    points = spec.points or [{}]
+    runs, seen = [], set()
+    for point in points:
+        for cell in grid:
+            coords = {**point, **cell}
+            data = apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in coords.items()])
+            name = run_name(spec.name, coords)
+            if name in seen:
+                raise RecscaleError(f"{source}: two points give the same run {name!r}")
+            seen.add(name)
+            cfg = load_run_config(base=merge(data, {"name": name}))
+            runs.append(SweepRun(name, coords, cfg))
+    if not runs:
+        raise RecscaleError(f"{source}: the sweep has no runs (give grid and/or points)")
+    return runs
+
+
+def run_name(sweep: str, coords: dict[str, Any]) -> str:
+    """``{"model.layers": 4, "model.dim": 64}`` -> ``layers4-dim64`` (the sweep name if no coords)."""
+    if not coords:
+        return sweep
+    parts = [f"{key.rsplit('.', 1)[-1]}{value}" for key, value in coords.items()]
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join(parts))
+
+
+def run_sweep(spec_path: str | Path, out_dir: str | Path | None = None, jobs: int = 1,
+              overrides: list[str] | None = None, progress: bool = True) -> SweepResult:
+    """Run (or resume) every run of a sweep, then write its results table."""
+    spec, runs = load_spec(spec_path, overrides)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / spec.name
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    (out / "spec.yaml").write_text(Path(spec_path).read_text())
+    (out / "command.txt").write_text(_command_line())
+    todo = [r for r in runs if not (out / "runs" / r.name / "final.json").is_file()]
+    failed: dict[str, str] = {}
+    _log(progress, f"sweep {spec.name}: {len(runs)} runs, {len(runs) - len(todo)} already done")
+    if jobs <= 1:
+        for i, run in enumerate(todo, start=1):
+            _log(progress, f"[{i}/{len(todo)}] {run.name}")
+            error = _run_with_retry(run.config.model_dump(mode="json"), str(out / "runs" / run.name))
+            if error:
+                failed[run.name] = error
+    else:
+        ctx = get_context("spawn")
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+            futures = {pool.submit(_run_with_retry, r.config.model_dump(mode="json"),
+                                   str(out / "runs" / r.name), jobs): r.name for r in todo}
+            for i, future in enumerate(as_completed(futures), start=1):
+                name = futures[future]
+                error = future.result()
+                _log(progress, f"[{i}/{len(todo)}] {name} {'failed' if error else 'done'}")
+                if error:
+                    failed[name] = error
+    (out / "failures.json").write_text(json.dumps(failed, indent=1))
+    table = collect_results(out, runs)
+    path = write_results(table, out)
+    return SweepResult(out, path, finished=table.height, failed=failed)
+
+
+def _run_with_retry(config: dict[str, Any], run_dir: str, jobs: int = 1) -> str | None:
+    """Train one run, resuming if it has a checkpoint; retry once. Returns an error or None."""
+    import torch
+
+    from recscale.train.trainer import train
+
+    if jobs > 1:
+        torch.set_num_threads(max(1, (torch.get_num_threads()) // jobs))
+    cfg = RunConfig.model_validate(config)
+    error = None
+    for _attempt in range(2):
+        try:
+            train(cfg, run_dir, resume=True)
+            return None
+        except Exception as exc:  # a failed run must not stop the sweep
+            error = f"{type(exc).__name__}: {exc}"
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            (Path(run_dir) / "error.txt").write_text(traceback.format_exc())
+    return error
+
+
+def collect_results(out: Path, runs: list[SweepRun]) -> pl.DataFrame:
+    """One row per finished run: coordinates, scaling facts and final test metrics."""
+    rows = []
+    quality_cache: dict[str, float | None] = {}
+    for run in runs:
+        final_path = out / "runs" / run.name / "final.json"
+        if not final_path.is_file():
+            continue
+        final = json.loads(final_path.read_text())
+        cfg, facts = run.config, final["facts"]
+        row: dict[str, Any] = {
+            "run": run.name,
+            "backbone": cfg.model.backbone,
+            "layers": cfg.model.layers,
+            "dim": cfg.model.dim,
+            "heads": cfg.model.heads,
+            "max_len": cfg.model.max_len,
+            "data_fraction": cfg.data.fraction,
+            "seed": cfg.seed,
+            "non_embedding_params": facts["non_embedding_params"],
+            "embedding_params": facts["embedding_params"],
+            "flops_per_token": facts["flops_per_token_training"],
+            "tokens": facts["tokens"],
+            "compute": float(facts["compute_flops"]),
+            "train_interactions": facts["train_interactions"],
+            "apen": _train_apen(cfg, quality_cache),
+            "protocol": final["protocol"],
+            "selection": final["selection"],
+            "best_epoch": final["best_epoch"],
+            "epochs": facts["epochs"],
+            "wall_time_s": facts["wall_time_s"],
+            "status": "finished",
+        }
+        row.update({k: float(v) for k, v in final["test"].items()})
+        row.update({f"valid_{k}": float(v) for k, v in final.get("valid", {}).items()})
+        rows.append(row)
+    return pl.DataFrame(rows) if rows else pl.DataFrame()
+
+
+def write_results(table: pl.DataFrame, out: Path) -> Path:
+    path = out / RESULTS_PARQUET
+    table.write_parquet(path)
+    table.write_csv(out / RESULTS_CSV)
+    return path
+
+
+def read_results(path: str | Path) -> pl.DataFrame:
+    """A results table from a sweep directory, a ``.parquet`` or a ``.csv`` file."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / RESULTS_PARQUET
+    if not path.is_file():
+        raise RecscaleError(f"no results table at {path} (run `recscale sweep` first)")
+    table = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    if table.height == 0:
+        raise RecscaleError(f"{path} has no finished runs")
+    return table
+
+
+def _train_apen(cfg: RunConfig, cache: dict[str, float | None]) -> float | None:
+    """ApEn of the run's training sequences (same data config -> computed once)."""
+    key = cfg.data.model_dump_json() + str(cfg.seed)
+    if key not in cache:
+        from recscale.data.quality import apen_batch
+        from recscale.train.data import prepare_data
+
+        _, split = prepare_data(cfg.data, cfg.seed)
+        cache[key] = float(apen_batch(split.train, m=2, r=0.2, last_k=50))
+    return cache[key]
+
+
+def _command_line() -> str:
+    import shlex
+    import sys
+
+    return " ".join(shlex.quote(a) for a in ["recscale", *sys.argv[1:]]) + "\n"
+
+
+def _log(enabled: bool, message: str) -> None:
+    if enabled:
+        print(message, flush=True)

@@ -1,0 +1,227 @@
+"""Next-item training losses, on every position of every sequence.
+
+Each loss is built from a :class:`LossConfig` and called as
+``loss(model, hidden [B,N,D], targets [B,N], generator) -> (loss_sum, count)``: the sum
+over positions whose target is not 0 (padding) and their number, so the trainer can
+divide by the global count across ranks and micro-batches. Logits are
+``query @ item.T / temperature`` computed in fp32, with ``query = model.query_vectors``
+and ``item = model.item_vectors``; row 0 of the item table (padding) is never a class.
+
+Negatives are drawn with ``generator`` on its own device (a CPU generator keeps runs
+reproducible across devices) and moved to the model's.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import Field
+
+from recscale.config import StrictModel
+from recscale.registry import Registry
+
+
+class LossConfig(StrictModel):
+    """Which loss and its knobs; defaults follow the HSTU public configs (Zhai et al. 2024)."""
+
+    name: Literal["full_softmax", "sampled_softmax", "in_batch", "bce"] = "sampled_softmax"
+    num_negatives: int = Field(128, ge=1, description="sampled_softmax: negatives per step")
+    shared_negatives: bool = Field(
+        True,
+        description="sampled_softmax: one set of negatives for the whole batch"
+        " (false: a set per position, as the HSTU code samples them)",
+    )
+    temperature: float | None = Field(None, gt=0, description="None: the model's temperature")
+    logq_correction: bool = Field(
+        False, description="subtract log sampling probability from negative logits"
+    )
+
+
+LOSSES: Registry[type[Loss]] = Registry("loss")
+register_loss = LOSSES.register
+
+
+def build_loss(cfg: LossConfig, **kwargs: Any) -> Loss:
+    """The registered loss named ``cfg.name``; ``kwargs`` go to its constructor."""
+    return LOSSES.get(cfg.name)(cfg, **kwargs)
+
+
+def num_items_of(model: Any) -> int:
+    """Catalogue size from ``model.num_items``, else from the item table."""
+    n = getattr(model, "num_items", None)
+    if n is None:
+        n = model.item_vectors().shape[0] - 1
+    return int(n)
+
+
+class Loss:
+    """Base: selects the target positions and sets up the logit scale."""
+
+    def __init__(self, cfg: LossConfig) -> None:
+        self.cfg = cfg
+
+    def temperature(self, model: Any) -> float:
+        return float(
+            self.cfg.temperature if self.cfg.temperature is not None else model.temperature
+        )
+
+    def __call__(
+        self,
+        model: Any,
+        hidden: torch.Tensor,
+        targets: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, int]:
+        """``hidden [B,N,D]``, ``targets [B,N]`` (0 = no target) -> ``(sum, count)``."""
+        mask = targets != 0
+        count = int(mask.sum())
+        if count == 0:
+            return hidden.sum() * 0.0, 0
+        query = model.query_vectors(hidden[mask]).float()  # [M, D]
+        pos = targets[mask]  # [M]
+        return self.positions(model, query, pos, targets, mask, generator), count
+
+    def positions(
+        self,
+        model: Any,
+        query: torch.Tensor,
+        pos: torch.Tensor,
+        targets: torch.Tensor,
+        mask: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """Summed loss of ``M`` positions: ``query [M, D]``, positive items ``pos [M]``."""
+        raise NotImplementedError
+
+
+def _randint(
+    high: int, size: tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> torch.Tensor:
+    """Uniform ids in ``1..high`` drawn on the generator's device, returned on ``device``."""
+    where = generator.device if generator is not None else device
+    return torch.randint(1, high + 1, size, generator=generator, device=where).to(device)
+
+
+@register_loss("full_softmax")
+class FullSoftmax(Loss):
+    """Cross-entropy over all items ``1..num_items``."""
+
+    def positions(self, model, query, pos, targets, mask, generator):
+        items = model.item_vectors().float()[1:]  # [I, D]
+        logits = query @ items.T / self.temperature(model)
+        return F.cross_entropy(logits, pos - 1, reduction="sum")
+
+
+@register_loss("sampled_softmax")
+class SampledSoftmax(Loss):
+    """Softmax over the positive and ``num_negatives`` sampled items.
+
+    Negatives are uniform over ``1..num_items`` unless ``probs`` (``[num_items + 1]``,
+    ``probs[0] = 0``) gives another distribution. A negative equal to the position's
+    positive (an accidental hit) is masked out. With ``logq_correction`` each negative's
+    logit is lowered by ``log(K q_j)`` (K negatives drawn from q), so that
+    ``exp(s_pos) + sum_j exp(s_j) / (K q_j)`` estimates the full partition function
+    (Bengio & Senecal 2008; Jean et al. 2015): the loss then estimates full-softmax
+    cross-entropy, and with all items drawn once it equals it. Under uniform sampling the
+    correction is the constant ``log(num_items / K)``.
+    """
+
+    def __init__(self, cfg: LossConfig, probs: torch.Tensor | None = None) -> None:
+        super().__init__(cfg)
+        if probs is not None and float(probs[0]) != 0.0:
+            raise ValueError("probs[0] (padding) must be 0")
+        self.probs = probs
+
+    def sample(
+        self,
+        num_items: int,
+        size: tuple[int, ...],
+        generator: torch.Generator | None,
+        device: torch.device,
+    ) -> torch.Tensor:
+        if self.probs is None:
+            return _randint(num_items, size, generator, device)
+        where = generator.device if generator is not None else device
+        probs = self.probs.to(where)
+        flat = torch.multinomial(probs, math.prod(size), replacement=True, generator=generator)
+        return flat.view(size).to(device)
+
+    def log_kq(self, negatives: torch.Tensor, num_items: int) -> torch.Tensor | float:
+        k = self.cfg.num_negatives
+        if self.probs is None:
+            return math.log(k / num_items)
+        return torch.log(k * self.probs.to(negatives.device)[negatives].float())
+
+    def positions(self, model, query, pos, targets, mask, generator):
+        num_items, k = num_items_of(model), self.cfg.num_negatives
+        tau = self.temperature(model)
+        pos_logit = (query * model.item_vectors(pos).float()).sum(-1, keepdim=True) / tau
+        if self.cfg.shared_negatives:
+            negatives = self.sample(num_items, (k,), generator, query.device)  # [K]
+            neg_logits = query @ model.item_vectors(negatives).float().T / tau  # [M, K]
+            hits = pos.unsqueeze(1) == negatives.unsqueeze(0)
+        else:
+            negatives = self.sample(num_items, (len(pos), k), generator, query.device)  # [M, K]
+            neg_vectors = model.item_vectors(negatives).float()
+            neg_logits = torch.einsum("md,mkd->mk", query, neg_vectors) / tau
+            hits = pos.unsqueeze(1) == negatives
+        if self.cfg.logq_correction:
+            neg_logits = neg_logits - self.log_kq(negatives, num_items)
+        neg_logits = neg_logits.masked_fill(hits, -torch.inf)
+        logits = torch.cat([pos_logit, neg_logits], dim=1)
+        return -(pos_logit.squeeze(1) - torch.logsumexp(logits, dim=1)).sum()
+
+
+@register_loss("in_batch")
+class InBatch(Loss):
+    """Softmax over the distinct target items of the batch.
+
+    Every distinct item is one class, so other positions with the same target are not
+    negatives of each other. With ``logq_correction`` every logit is lowered by the log
+    of the item's in-batch frequency, the sampling-bias correction of Yi et al. 2019
+    (popular items appear in more batches and would otherwise be over-penalised).
+    """
+
+    def positions(self, model, query, pos, targets, mask, generator):
+        items, column, freq = torch.unique(pos, return_inverse=True, return_counts=True)
+        logits = query @ model.item_vectors(items).float().T / self.temperature(model)  # [M, U]
+        if self.cfg.logq_correction:
+            logits = logits - torch.log(freq.float() / len(pos))
+        return F.cross_entropy(logits, column, reduction="sum")
+
+
+@register_loss("bce")
+class BinaryCrossEntropy(Loss):
+    """SASRec's loss (Kang & McAuley 2018): one uniform negative per position,
+    ``-log sigmoid(s_pos) - log(1 - sigmoid(s_neg))``.
+
+    As in the SASRec code the negative avoids the items of the same sequence (here: the
+    targets of the same row, which are the sequence shifted by one); a negative still
+    colliding after a few redraws is dropped from the sum.
+    """
+
+    redraws = 8
+
+    def __call__(self, model, hidden, targets, generator=None):
+        mask = targets != 0
+        count = int(mask.sum())
+        if count == 0:
+            return hidden.sum() * 0.0, 0
+        num_items = num_items_of(model)
+        negatives = _randint(num_items, tuple(targets.shape), generator, targets.device)
+        for _ in range(self.redraws):
+            clash = (negatives.unsqueeze(2) == targets.unsqueeze(1)).any(dim=2) & mask
+            if not bool(clash.any()):
+                break
+            fresh = _randint(num_items, tuple(targets.shape), generator, targets.device)
+            negatives = torch.where(clash, fresh, negatives)
+        clash = (negatives.unsqueeze(2) == targets.unsqueeze(1)).any(dim=2)
+        tau = self.temperature(model)
+        query = model.query_vectors(hidden[mask]).float()
+        pos_logit = (query * model.item_vectors(targets[mask]).float()).sum(-1) / tau
+        neg_logit = (query * model.item_vectors(negatives[mask]).float()).sum(-1) / tau
+        neg_loss = F.softplus(neg_logit).masked_fill(clash[mask], 0.0)
+        return (F.softplus(-pos_logit) + neg_loss).sum(), count

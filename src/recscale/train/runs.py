@@ -1,0 +1,98 @@
+"""Working with finished run directories: reload, re-evaluate, recommend."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from recscale.data.dataset import SequenceDataset
+from recscale.data.splits import Split
+from recscale.errors import RecscaleError
+from recscale.eval.protocols import parse_protocol
+from recscale.models import SequenceRecommender, build_model
+from recscale.train import checkpoint as ckpt
+from recscale.train.config import RunConfig, load_run_config
+from recscale.train.data import prepare_data
+from recscale.train.distributed import Dist, pick_device
+from recscale.train.trainer import run_protocol
+
+
+@dataclass
+class LoadedRun:
+    cfg: RunConfig
+    model: SequenceRecommender
+    dataset: SequenceDataset
+    split: Split
+    device: torch.device
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
+    """Rebuild a run's model (``best`` or ``last`` checkpoint) and its data split."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise RecscaleError(f"{run_dir} is not a run directory (no config.yaml)")
+    cfg = load_run_config(run_dir / "config.yaml")
+    dataset, split = prepare_data(cfg.data, cfg.seed)
+    target = run_dir / "checkpoints" / checkpoint
+    if ckpt.find_checkpoint(target) is None:
+        target = run_dir / "checkpoints" / "last"
+    weights, _, _ = ckpt.load_checkpoint(target)
+    dev = pick_device(device)
+    model = build_model(cfg.model, dataset.num_items)
+    model.load_state_dict(weights)
+    model.to(dev).eval()
+    return LoadedRun(cfg, model, dataset, split, dev)
+
+
+def evaluate_run(
+    run_dir: str | Path, protocol: str | None = None, split: str = "test", checkpoint: str = "best"
+) -> dict[str, Any]:
+    """Metrics of a finished run under ``protocol`` (default: the one it was trained with)."""
+    run = load_run(run_dir, checkpoint)
+    proto = parse_protocol(protocol or run.cfg.eval.protocol)
+    eval_set = run.split.valid if split == "valid" else run.split.test
+    if eval_set is None:
+        raise RecscaleError(f"split {run.split.name!r} has no {split!r} part")
+    metrics = run_protocol(run.model, eval_set, proto, run.cfg, run.device, Dist())
+    return {"run": str(run_dir), "protocol": proto.name, "split": split, "checkpoint": checkpoint,
+            "metrics": metrics}
+
+
+@torch.no_grad()
+def recommend(run_dir: str | Path, raw_user: str, k: int = 10, exclude_history: bool = True) -> list[dict[str, Any]]:
+    """Top-``k`` raw item ids for one user, from everything the user has interacted with."""
+    run = load_run(run_dir)
+    ds = run.dataset
+    matches = (ds.user_ids == str(raw_user)).nonzero()[0]
+    if len(matches) == 0:
+        raise RecscaleError(f"user {raw_user!r} is not in dataset {ds.name!r}")
+    user = int(matches[0])
+    history = ds.sequence(user)[-run.cfg.model.max_len :]
+    times = ds.user_timestamps(user)
+    items = torch.as_tensor(history, dtype=torch.long, device=run.device)[None]
+    ts = None if times is None else torch.as_tensor(times[-len(history) :], device=run.device)[None]
+    lengths = torch.tensor([len(history)], device=run.device)
+    hidden = run.model.encode(items, ts, lengths)[0, len(history) - 1]
+    scores = run.model.query_vectors(hidden) @ run.model.item_vectors().T / run.model.temperature
+    scores[0] = -torch.inf
+    if exclude_history:
+        scores[torch.as_tensor(ds.sequence(user), device=run.device)] = -torch.inf
+    top = torch.topk(scores, k)
+    titles = item_titles(ds)
+    out = []
+    for rank, (score, item) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True), start=1):
+        raw = str(ds.item_ids[item])
+        out.append({"rank": rank, "item": raw, "title": titles.get(raw), "score": round(score, 4)})
+    return out
+
+
+def item_titles(ds: SequenceDataset) -> dict[str, str]:
+    """Raw item id -> title where the dataset source has titles (MovieLens)."""
+    try:
+        from recscale.data.sources import item_titles as source_titles
+    except ImportError:
+        return {}
+    return source_titles(ds)
