@@ -22,7 +22,7 @@ def test_overrides_parse_yaml_values_and_create_sections():
 
 
 def test_override_without_equals_is_a_user_error():
-    with pytest.raises(RecscaleError, match="key.sub=value"):
+    with pytest.raises(RecscaleError, match=r"key\.sub=value"):
         apply_overrides({}, ["model.layers"])
 
 

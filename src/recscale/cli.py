@@ -16,15 +16,21 @@ from rich.table import Table
 
 from recscale.errors import RecscaleError
 
-app = typer.Typer(help="Large sequential recommendation models and their scaling laws.", no_args_is_help=True,
-                  pretty_exceptions_enable=False, add_completion=False)
+app = typer.Typer(
+    help="Large sequential recommendation models and their scaling laws.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
 data_app = typer.Typer(help="Datasets: list, prepare, inspect.", no_args_is_help=True)
 model_app = typer.Typer(help="Model configurations and their size.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 app.add_typer(model_app, name="model")
 console = Console()
 
-Overrides = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: key.sub=value")]
+Overrides = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config key: key.sub=value")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
 
 
@@ -67,15 +73,21 @@ def data_list(as_json: AsJson = False) -> None:
     for col in ("name", "users", "items", "interactions", "description"):
         table.add_column(col)
     for spec in specs:
-        table.add_row(*(f"{spec.get(c):,}" if isinstance(spec.get(c), int) else str(spec.get(c) or "")
-                        for c in ("name", "users", "items", "interactions", "description")))
+        table.add_row(
+            *(
+                f"{spec.get(c):,}" if isinstance(spec.get(c), int) else str(spec.get(c) or "")
+                for c in ("name", "users", "items", "interactions", "description")
+            )
+        )
     console.print(table)
 
 
 @data_app.command("prepare")
 def data_prepare(
     name: str,
-    data_dir: Annotated[Path | None, typer.Option(help="Directory holding the dataset's files")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Directory holding the dataset's files")
+    ] = None,
     refresh: Annotated[bool, typer.Option(help="Rebuild the cached canonical dataset")] = False,
 ) -> None:
     """Find (or download) a dataset, preprocess it, cache it, and check its statistics."""
@@ -88,9 +100,15 @@ def data_prepare(
 @data_app.command("stats")
 def data_stats(
     name_or_path: str,
-    fmt: Annotated[str | None, typer.Option("--format", help="sasrec, s3rec, recbole, csv, parquet")] = None,
-    data_dir: Annotated[Path | None, typer.Option(help="Directory holding the dataset's files")] = None,
-    quality: Annotated[bool, typer.Option(help="Also compute ApEn, entropy and compression")] = True,
+    fmt: Annotated[
+        str | None, typer.Option("--format", help="sasrec, s3rec, recbole, csv, parquet")
+    ] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Directory holding the dataset's files")
+    ] = None,
+    quality: Annotated[
+        bool, typer.Option(help="Also compute ApEn, entropy and compression")
+    ] = True,
     as_json: AsJson = False,
 ) -> None:
     """Statistics of a registered dataset or of your own file."""
@@ -98,7 +116,9 @@ def data_stats(
 
     if fmt is not None or Path(name_or_path).exists():
         if fmt is None:
-            raise RecscaleError(f"{name_or_path} is a file: say its --format (sasrec, s3rec, recbole, csv, parquet)")
+            raise RecscaleError(
+                f"{name_or_path} is a file: say its --format (sasrec, s3rec, recbole, csv, parquet)"
+            )
         ds = read_path(name_or_path, fmt)
     else:
         ds = load_dataset(name_or_path, data_dir=data_dir)
@@ -128,7 +148,9 @@ def _flat_stats(stats: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def model_size(
     config_or_preset: str,
     items: Annotated[int, typer.Option(help="Item catalogue size")] = 3416,
-    seq_len: Annotated[int | None, typer.Option(help="Sequence length (default: the config's max_len)")] = None,
+    seq_len: Annotated[
+        int | None, typer.Option(help="Sequence length (default: the config's max_len)")
+    ] = None,
     overrides: Overrides = None,
     as_json: AsJson = False,
 ) -> None:
@@ -152,8 +174,15 @@ def model_presets(as_json: AsJson = False) -> None:
     for name in preset_names():
         cfg = preset(name)
         info = describe_size(cfg, 3416, cfg.max_len)
-        rows.append({"preset": name, **{k: info[k] for k in ("backbone", "layers", "dim", "heads",
-                                                              "non_embedding_params")}})
+        rows.append(
+            {
+                "preset": name,
+                **{
+                    k: info[k]
+                    for k in ("backbone", "layers", "dim", "heads", "non_embedding_params")
+                },
+            }
+        )
     if as_json:
         _print_json(rows)
         return
@@ -186,33 +215,49 @@ def train(
     config: Annotated[Path, typer.Argument(help="Run config YAML")],
     overrides: Overrides = None,
     out: Annotated[Path | None, typer.Option(help="Run directory (default runs/<name>)")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue from the run directory's last checkpoint")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue from the run directory's last checkpoint")
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Train one model; the run directory holds config, metrics, checkpoints and scaling facts."""
-    from recscale.train import load_run_config, train as train_run
+    from recscale.train import load_run_config
+    from recscale.train import train as train_run
 
     cfg = load_run_config(config, overrides or [])
     run_dir = out or Path("runs") / (cfg.name or config.stem)
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-        raise RecscaleError(f"{run_dir} already holds a run; pass --resume to continue it or --out elsewhere")
+        raise RecscaleError(
+            f"{run_dir} already holds a run; pass --resume to continue it or --out elsewhere"
+        )
     result = train_run(cfg, run_dir, resume=resume)
     if as_json:
         _print_json(result.final)
     else:
-        console.print(_kv_table(f"{result.final['run']}: test ({result.final['protocol']}, "
-                                f"{result.final['selection']})", result.final["test"]))
+        console.print(
+            _kv_table(
+                f"{result.final['run']}: test ({result.final['protocol']}, "
+                f"{result.final['selection']})",
+                result.final["test"],
+            )
+        )
         console.print(f"run directory: {run_dir}")
 
 
 @app.command()
 def evaluate(
     run_dir: Path,
-    protocol: Annotated[str | None, typer.Option(help="full, full-no-exclude, sampled-100, sampled-N")] = None,
+    protocol: Annotated[
+        str | None, typer.Option(help="full, full-no-exclude, sampled-100, sampled-N")
+    ] = None,
     split: Annotated[str, typer.Option(help="test or valid")] = "test",
     checkpoint: Annotated[str, typer.Option(help="best or last")] = "best",
-    task: Annotated[str | None, typer.Option(help="A challenge task (see `recscale tasks`)")] = None,
-    task_set: Annotated[list[str] | None, typer.Option("--task-set", help="Task option key=value")] = None,
+    task: Annotated[
+        str | None, typer.Option(help="A challenge task (see `recscale tasks`)")
+    ] = None,
+    task_set: Annotated[
+        list[str] | None, typer.Option("--task-set", help="Task option key=value")
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
     """Evaluate a finished run under a named protocol, or on a challenge task."""
@@ -227,7 +272,9 @@ def evaluate(
     if as_json:
         _print_json(result)
     elif "metrics" in result:
-        console.print(_kv_table(f"{run_dir} ({result['protocol']}, {result['split']})", result["metrics"]))
+        console.print(
+            _kv_table(f"{run_dir} ({result['protocol']}, {result['split']})", result["metrics"])
+        )
     else:
         _print_json(result)
 
@@ -260,7 +307,9 @@ def recommend(
 @app.command()
 def sweep(
     spec: Path,
-    out: Annotated[Path | None, typer.Option(help="Sweep directory (default runs/<spec name>)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Sweep directory (default runs/<spec name>)")
+    ] = None,
     jobs: Annotated[int, typer.Option(help="Runs in parallel (local processes)")] = 1,
     overrides: Overrides = None,
 ) -> None:
@@ -268,7 +317,9 @@ def sweep(
     from recscale.scaling.sweep import run_sweep
 
     result = run_sweep(spec, out_dir=out, jobs=jobs, overrides=overrides or [])
-    console.print(f"results: {result.results_path}  ({result.finished} finished, {len(result.failed)} failed)")
+    console.print(
+        f"results: {result.results_path}  ({result.finished} finished, {len(result.failed)} failed)"
+    )
     for name, reason in result.failed.items():
         console.print(f"  failed: {name}: {reason}")
 
@@ -276,13 +327,17 @@ def sweep(
 @app.command()
 def fit(
     results: Path,
-    law: Annotated[str, typer.Option(help="power_n, power_d, joint, log_compute, performance_law")] = "power_n",
+    law: Annotated[
+        str, typer.Option(help="power_n, power_d, joint, log_compute, performance_law")
+    ] = "power_n",
     metric: Annotated[str, typer.Option(help="Column to fit (loss, hr@10, ndcg@10, ...)")] = "loss",
-    holdout: Annotated[str | None, typer.Option(help="largest:K, or run names separated by commas")] = None,
+    holdout: Annotated[
+        str | None, typer.Option(help="largest:K, or run names separated by commas")
+    ] = None,
     boot: Annotated[int, typer.Option(help="Bootstrap resamples for intervals")] = 200,
     as_json: AsJson = False,
 ) -> None:
-    """Fit a law to a results table; with --holdout, predict the held-out runs and score the predictions."""
+    """Fit a law to a results table; with --holdout, predict and score the held-out runs."""
     from recscale.scaling.api import fit_results
 
     out = fit_results(results, law=law, metric=metric, holdout=holdout, n_boot=boot)
@@ -307,8 +362,13 @@ def predict(
     """What would a model of this size score? Fits the law, then predicts with an interval."""
     from recscale.scaling.api import predict_point
 
-    point = {k: v for k, v in dict(non_embedding_params=params, tokens=tokens, compute=compute,
-                                   layers=layers, dim=dim).items() if v is not None}
+    point = {
+        k: v
+        for k, v in dict(
+            non_embedding_params=params, tokens=tokens, compute=compute, layers=layers, dim=dim
+        ).items()
+        if v is not None
+    }
     out = predict_point(results, law=law, metric=metric, point=point)
     if as_json:
         _print_json(out)
@@ -319,7 +379,9 @@ def predict(
 @app.command()
 def report(
     sweep_dir: Path,
-    holdout: Annotated[str, typer.Option(help="Which runs the laws predict instead of fit")] = "largest:1",
+    holdout: Annotated[
+        str, typer.Option(help="Which runs the laws predict instead of fit")
+    ] = "largest:1",
 ) -> None:
     """Write the sweep's HTML report (plots embedded) and its Markdown twin."""
     from recscale.scaling.api import report_sweep

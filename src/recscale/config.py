@@ -40,7 +40,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise RecscaleError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        raise RecscaleError(
+            f"{path}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     return data
 
 
@@ -85,7 +87,7 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def validate(cls: type[M], data: dict[str, Any], source: str = "config") -> M:
-    """Build ``cls`` from ``data``; a bad value raises one line naming the key and what is allowed."""
+    """Build ``cls`` from ``data``; a bad value raises one line naming the key and the allowed."""
     try:
         return cls.model_validate(data)
     except ValidationError as exc:

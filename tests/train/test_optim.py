@@ -1,15 +1,24 @@
+import itertools
+
 import pytest
 import torch
 from torch import nn
 
-from recscale.train.optim import OptimConfig, OptimizerSwitch, SwitchConfig, build_optimizer, lr_factor, parameter_groups
+from recscale.train.optim import (
+    OptimConfig,
+    OptimizerSwitch,
+    SwitchConfig,
+    build_optimizer,
+    lr_factor,
+    parameter_groups,
+)
 
 
 def test_cosine_schedule_warms_up_then_decays_to_floor():
     cfg = OptimConfig(schedule="cosine", warmup_steps=10, min_lr_ratio=0.1)
     factors = [lr_factor(s, 110, cfg) for s in range(111)]
     assert factors[0] == pytest.approx(0.1) and factors[9] == pytest.approx(1.0)
-    assert all(a >= b - 1e-12 for a, b in zip(factors[10:], factors[11:], strict=False))
+    assert all(a >= b - 1e-12 for a, b in itertools.pairwise(factors[10:]))
     assert factors[110] == pytest.approx(0.1)
 
 

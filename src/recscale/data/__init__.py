@@ -4,12 +4,13 @@ The public entry points are re-exported here; see docs/CONTRACTS.md for the cont
 other layers code against.
 """
 
-#from recscale.data.batching import Batch, EvalBatch, eval_batches, train_batches
+from recscale.data.batching import Batch, EvalBatch, eval_batches, to_device, train_batches
 from recscale.data.dataset import PAD, SequenceDataset
 from recscale.data.preprocess import Recipe, preprocess
-#from recscale.data.quality import (
+from recscale.data.quality import (
     apen,
     apen_batch,
+    apen_per_user,
     compression_ratio,
     data_quality,
     lz_entropy_rate,
@@ -17,7 +18,7 @@ from recscale.data.preprocess import Recipe, preprocess
 )
 from recscale.data.readers import READERS, Interactions, read_interactions
 from recscale.data.sources import DATASETS, DatasetSpec, get_spec, list_datasets
-#from recscale.data.splits import (
+from recscale.data.splits import (
     EvalSet,
     Split,
     leave_one_out,
@@ -27,7 +28,7 @@ from recscale.data.sources import DATASETS, DatasetSpec, get_spec, list_datasets
 )
 from recscale.data.stats import check_published, dataset_statistics
 from recscale.data.store import load_dataset, read_path
-#from recscale.data.synthetic import markov_mixture
+from recscale.data.synthetic import markov_mixture
 
 __all__ = [
     "DATASETS",
@@ -43,6 +44,7 @@ __all__ = [
     "Split",
     "apen",
     "apen_batch",
+    "apen_per_user",
     "check_published",
     "compression_ratio",
     "data_quality",
@@ -61,5 +63,6 @@ __all__ = [
     "shannon_entropy",
     "subsample_train",
     "temporal_split",
+    "to_device",
     "train_batches",
 ]

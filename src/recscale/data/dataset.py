@@ -112,9 +112,10 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     ends = np.cumsum(lengths)
     index = np.ones(total, dtype=np.int64)
-    index[0] = starts[0]
     nonempty = lengths > 0
     s, e, l = starts[nonempty], ends[nonempty], lengths[nonempty]
+    # The first non-empty segment starts the run (an empty first segment has no index).
+    index[0] = s[0]
     # At each segment boundary jump from the previous segment's last index to the next start.
     index[e[:-1]] = s[1:] - (s[:-1] + l[:-1] - 1)
     return np.cumsum(index)

@@ -32,7 +32,11 @@ def sha256_file(path: str | Path) -> str:
 
 
 def download(
-    url: str, dest: str | Path, sha256: str | None = None, progress: bool = True, timeout: float = 60
+    url: str,
+    dest: str | Path,
+    sha256: str | None = None,
+    progress: bool = True,
+    timeout: float = 60,
 ) -> Path:
     """Fetch ``url`` (http, https or file) to ``dest``; verify ``sha256`` when given.
 
@@ -85,7 +89,9 @@ def extract_member(archive: str | Path, member: str, dest: str | Path) -> Path:
                 info = zf.getinfo(member)
             except KeyError:
                 names = ", ".join(zf.namelist()[:20])
-                raise RecscaleError(f"{archive} has no member {member!r}; it has: {names}") from None
+                raise RecscaleError(
+                    f"{archive} has no member {member!r}; it has: {names}"
+                ) from None
             dest.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp_name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".part", dir=dest.parent)
             try:

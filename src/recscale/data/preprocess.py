@@ -44,17 +44,22 @@ class Recipe(BaseModel):
     max_len: int | None = Field(None, ge=1)
 
     @classmethod
-    def build(cls, base: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None) -> Recipe:
+    def build(
+        cls, base: dict[str, Any] | None = None, overrides: dict[str, Any] | None = None
+    ) -> Recipe:
         """A recipe from a dataset default plus user overrides; bad keys/values are user errors."""
         values = {**(base or {}), **(overrides or {})}
         try:
             return cls.model_validate(values)
         except ValidationError as exc:
             problems = "; ".join(
-                f"{'.'.join(str(p) for p in e['loc']) or '(recipe)'}: {e['msg']}" for e in exc.errors()
+                f"{'.'.join(str(p) for p in e['loc']) or '(recipe)'}: {e['msg']}"
+                for e in exc.errors()
             )
             allowed = ", ".join(cls.model_fields)
-            raise RecscaleError(f"invalid preprocessing recipe: {problems} (allowed keys: {allowed})") from None
+            raise RecscaleError(
+                f"invalid preprocessing recipe: {problems} (allowed keys: {allowed})"
+            ) from None
 
 
 def preprocess(raw: Interactions, recipe: Recipe, name: str) -> SequenceDataset:
@@ -63,7 +68,8 @@ def preprocess(raw: Interactions, recipe: Recipe, name: str) -> SequenceDataset:
     if recipe.rating_threshold is not None:
         if not raw.has_ratings:
             raise RecscaleError(
-                f"{raw.source}: rating_threshold={recipe.rating_threshold} but the data has no ratings"
+                f"{raw.source}: rating_threshold={recipe.rating_threshold} "
+                "but the data has no ratings"
             )
         df = df.filter(pl.col("rating") >= recipe.rating_threshold)
 
@@ -73,7 +79,9 @@ def preprocess(raw: Interactions, recipe: Recipe, name: str) -> SequenceDataset:
     if recipe.duplicates == "keep_first":
         df = df.unique(subset=["user", "item"], keep="first", maintain_order=True)
     elif recipe.duplicates == "drop_consecutive":
-        repeat = (pl.col("user") == pl.col("user").shift(1)) & (pl.col("item") == pl.col("item").shift(1))
+        repeat = (pl.col("user") == pl.col("user").shift(1)) & (
+            pl.col("item") == pl.col("item").shift(1)
+        )
         df = df.filter(~repeat.fill_null(False))
 
     df = _min_counts(df, recipe)
@@ -123,7 +131,9 @@ def _to_dataset(df: pl.DataFrame, name: str, recipe: Recipe) -> SequenceDataset:
         num_items=len(item_ids) - 1,
         user_ids=user_ids,
         item_ids=item_ids,
-        timestamps=df["timestamp"].to_numpy().astype(np.int64) if "timestamp" in df.columns else None,
+        timestamps=df["timestamp"].to_numpy().astype(np.int64)
+        if "timestamp" in df.columns
+        else None,
         ratings=df["rating"].to_numpy().astype(np.float32) if "rating" in df.columns else None,
         recipe=recipe.model_dump(),
     )

@@ -122,7 +122,11 @@ def _split_fields(
     ``sep=None`` splits on runs of whitespace; ``nfields=None`` allows any count >= 2.
     """
     if sep is None:
-        fields = pl.col("text").str.extract_all(r"\S+")
+        # A literal split is ~10x faster than the regex; use it when every gap is one space.
+        irregular = lines.select(pl.col("text").str.contains(r"\s\s|\t|^\s|\s$").any()).item()
+        fields = (
+            pl.col("text").str.extract_all(r"\S+") if irregular else pl.col("text").str.split(" ")
+        )
     else:
         fields = pl.col("text").str.split(sep)
     frame = lines.with_columns(fields.alias("fields")).with_columns(
@@ -147,7 +151,9 @@ def _to_int(path: Path, frame: pl.DataFrame, column: str, what: str, expected: s
     return out.drop(column).rename({column + "_int": column})
 
 
-def _to_float(path: Path, frame: pl.DataFrame, column: str, what: str, expected: str) -> pl.DataFrame:
+def _to_float(
+    path: Path, frame: pl.DataFrame, column: str, what: str, expected: str
+) -> pl.DataFrame:
     cast = pl.col(column).str.strip_chars().cast(pl.Float64, strict=False)
     out = frame.with_columns(cast.alias(column + "_f"))
     bad = out.filter(pl.col(column + "_f").is_null() | pl.col(column + "_f").is_nan())
@@ -190,9 +196,13 @@ def read_sasrec(path: Path, columns=None, time_file=None) -> Interactions:
     expected = "'user item' (two integers separated by whitespace)"
     frame = _split_fields(path, _lines(path), None, 2, expected)
     frame = frame.select(
-        "line", pl.col("fields").list.get(0).alias("user"), pl.col("fields").list.get(1).alias("item")
+        "line",
+        pl.col("fields").list.get(0).alias("user"),
+        pl.col("fields").list.get(1).alias("item"),
     )
-    frame = _to_int(path, _to_int(path, frame, "user", "user id", expected), "item", "item id", expected)
+    frame = _to_int(
+        path, _to_int(path, frame, "user", "user id", expected), "item", "item id", expected
+    )
     return Interactions(_finish(frame), str(path), ordered=True)
 
 
@@ -211,7 +221,10 @@ def _s3rec_rows(path: Path, what: str, expected: str) -> pl.DataFrame:
 
 @READERS.register("s3rec")
 def read_s3rec(path: Path, columns=None, time_file: Path | None = None) -> Interactions:
-    """``user i1 i2 ...`` lines (S3-Rec), chronological; ``time_file`` lines up position by position."""
+    """``user i1 i2 ...`` lines (S3-Rec), chronological.
+
+    ``time_file`` (``user t1 t2 ...``) lines up with it position by position.
+    """
     expected = "'user item1 item2 ...' (integers separated by whitespace)"
     frame = _to_int(path, _s3rec_rows(path, "item", expected), "item", "item id", expected)
     if time_file is not None:
@@ -241,7 +254,8 @@ def _align_times(
     if bad.height:
         row = bad.row(0, named=True)
         raise RecscaleError(
-            f"{time_file}:{row['line_t']}: user {row['user_t']} with {row['len_t']} timestamps does "
+            f"{time_file}:{row['line_t']}: user {row['user_t']} with {row['len_t']} timestamps "
+            "does "
             f"not line up with {path}:{row['line']} (user {row['user']}, {row['len']} items); "
             f"expected {expected}"
         )
@@ -355,7 +369,9 @@ def _locate_ragged(path: Path, data: bytes, sep: str, expected: str) -> None:
 
 
 @READERS.register("csv")
-def read_csv(path: Path, columns: Mapping[str, str | int] | None = None, time_file=None) -> Interactions:
+def read_csv(
+    path: Path, columns: Mapping[str, str | int] | None = None, time_file=None
+) -> Interactions:
     """CSV with a header (map by name) or without (``columns`` given by position).
 
     ``columns`` maps roles to columns, e.g. ``{"user": "userId", "item": "movieId",
@@ -381,7 +397,9 @@ def read_csv(path: Path, columns: Mapping[str, str | int] | None = None, time_fi
 
 
 @READERS.register("parquet")
-def read_parquet(path: Path, columns: Mapping[str, str | int] | None = None, time_file=None) -> Interactions:
+def read_parquet(
+    path: Path, columns: Mapping[str, str | int] | None = None, time_file=None
+) -> Interactions:
     """Parquet table with a column mapping (default: columns named after the roles)."""
     try:
         frame = pl.read_parquet(path)
@@ -394,7 +412,9 @@ def read_parquet(path: Path, columns: Mapping[str, str | int] | None = None, tim
 
 
 @READERS.register("recbole")
-def read_recbole(path: Path, columns: Mapping[str, str | int] | None = None, time_file=None) -> Interactions:
+def read_recbole(
+    path: Path, columns: Mapping[str, str | int] | None = None, time_file=None
+) -> Interactions:
     """RecBole atomic ``.inter`` file: tab-separated, header fields ``name:type``.
 
     Roles default to the fields ``user_id``, ``item_id``, ``timestamp``, ``rating``; ``columns``
@@ -412,11 +432,19 @@ def read_recbole(path: Path, columns: Mapping[str, str | int] | None = None, tim
             raise _fail(path, 1, f"header field {field!r} has no type", expected)
         names.append(name)
         types.append(kind)
-    schema = {n: (pl.String if k.startswith("token") else pl.Float64) for n, k in zip(names, types)}
+    schema = {
+        n: (pl.String if k.startswith("token") else pl.Float64)
+        for n, k in zip(names, types, strict=True)
+    }
     frame = _read_csv(path, "\t", True, expected, schema=None)
-    frame = frame.rename(dict(zip(frame.columns, names)))
+    frame = frame.rename(dict(zip(frame.columns, names, strict=False)))
     frame = frame.cast({n: t for n, t in schema.items() if n in frame.columns}, strict=False)
-    wanted = columns or {"user": "user_id", "item": "item_id", "timestamp": "timestamp", "rating": "rating"}
+    wanted = columns or {
+        "user": "user_id",
+        "item": "item_id",
+        "timestamp": "timestamp",
+        "rating": "rating",
+    }
     mapping = {r: c for r, c in wanted.items() if r in ("user", "item") or c in names}
     frame = _map_columns(path, frame, mapping)
     # Float columns that failed to parse became null: report their line.

@@ -21,11 +21,16 @@ from recscale.registry import Registry
 
 @dataclass(frozen=True)
 class Published:
-    """Published counts after the default recipe; None = not published."""
+    """Published counts after the default recipe; None = not published.
+
+    ``verified`` is False where our recipe could not be run against the real file here
+    (e.g. Amazon Books): a mismatch then warns instead of raising.
+    """
 
     users: int | None = None
     items: int | None = None
     interactions: int | None = None
+    verified: bool = True
 
 
 @dataclass(frozen=True)
@@ -94,9 +99,27 @@ def register(spec: DatasetSpec) -> DatasetSpec:
     return DATASETS.register(spec.name)(spec)
 
 
-def list_datasets() -> list[str]:
-    """Names of the registered datasets."""
-    return DATASETS.names()
+def list_datasets() -> list[dict[str, Any]]:
+    """One plain dict per registered dataset, sorted by name.
+
+    Keys: name, description, format, users, items, interactions (published; None when
+    not published), urls (official sources).
+    """
+    out = []
+    for name in DATASETS.names():
+        spec = DATASETS.get(name)
+        out.append(
+            {
+                "name": name,
+                "description": spec.description,
+                "format": spec.format,
+                "users": spec.published.users,
+                "items": spec.published.items,
+                "interactions": spec.published.interactions,
+                "urls": [f.url for f in spec.files],
+            }
+        )
+    return out
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -117,9 +140,7 @@ def resolve_files(
 def _check_sha(path: Path, expected: str | None) -> str:
     got = sha256_file(path)
     if expected is not None and got != expected:
-        raise RecscaleError(
-            f"checksum mismatch for {path}: expected sha256 {expected}, got {got}"
-        )
+        raise RecscaleError(f"checksum mismatch for {path}: expected sha256 {expected}, got {got}")
     return got
 
 
@@ -187,7 +208,9 @@ def _from_download(f: DataFile, path: Path, check: bool) -> ResolvedFile:
 
 _GL = "https://files.grouplens.org/datasets/movielens"
 _S3REC = "https://raw.githubusercontent.com/RUCAIBox/CIKM2020-S3Rec/2a81540ae18615d88ef88227b0c066e5b74781e5/data"
-_SASREC = "https://raw.githubusercontent.com/kang205/SASRec/e3738967fddab206d6eeb4fda433e7a7034dd8b1/data"
+_SASREC = (
+    "https://raw.githubusercontent.com/kang205/SASRec/e3738967fddab206d6eeb4fda433e7a7034dd8b1/data"
+)
 _BERT4REC = "https://raw.githubusercontent.com/FeiSun/BERT4Rec/615eaf2004abecda487a38d5b0c72f3dcfcae5b3/data"
 _TICOSEREC = "https://raw.githubusercontent.com/KingGugu/TiCoSeRec/302b2959f27bb16bb77acae5a471de82819bd1bd/data"
 
@@ -224,7 +247,8 @@ register(
 register(
     DatasetSpec(
         name="ml-1m-sasrec",
-        description="ML-1M as preprocessed by SASRec/BERT4Rec (items with >= 5 ratings), no timestamps",
+        description="ML-1M as preprocessed by SASRec/BERT4Rec (items with >= 5 ratings), "
+        "no timestamps",
         format="sasrec",
         files=(
             DataFile(
@@ -303,14 +327,28 @@ register(
             ),
         ),
         # HSTU: item >= 5 and user >= 5 counted once on the raw data, remap, drop sequences < 5.
-        published=Published(items=695_762),
-        recipe={"min_user_count": 5, "min_item_count": 5, "kcore_mode": "single_pass", "min_seq_len": 5},
+        # Not reproduced here (no copy of the file): whether HSTU counts items of dropped
+        # short sequences is unverified, so a mismatch only warns.
+        published=Published(items=695_762, verified=False),
+        recipe={
+            "min_user_count": 5,
+            "min_item_count": 5,
+            "kcore_mode": "single_pass",
+            "min_seq_len": 5,
+        },
     )
 )
 
 
-def _s3rec(name: str, stem: str, folder: str, sha: str, published: Published, desc: str,
-           time: tuple[str, str, str] | None = None) -> DatasetSpec:
+def _s3rec(
+    name: str,
+    stem: str,
+    folder: str,
+    sha: str,
+    published: Published,
+    desc: str,
+    time: tuple[str, str, str] | None = None,
+) -> DatasetSpec:
     files = [
         DataFile(
             "interactions",
@@ -405,3 +443,41 @@ register(
         published=Published(40_226, 54_542, 353_962),
     )
 )
+
+
+# ---------------------------------------------------------------- titles (side information)
+
+
+def item_titles(ds: Any) -> dict[str, str]:
+    """Raw item id -> title for MovieLens datasets whose side files are in the mirror.
+
+    ``ml-1m`` uses ``movies.dat``; ``ml-1m-sasrec`` maps its ids back to MovieIDs through
+    ``sas_to_original_items.txt`` first; ``ml-100k`` uses ``u.item``. Anything else, or a
+    missing file, gives an empty dict (titles are a nicety, never required).
+    """
+    mirror = os.environ.get("RECSCALE_DATA_MIRROR")
+    if not mirror:
+        return {}
+    root = Path(mirror)
+    try:
+        if ds.name in ("ml-1m", "ml-1m-sasrec"):
+            titles = _split_file(root / "ml-1m/raw/movies.dat", "::")
+            if ds.name == "ml-1m":
+                return titles
+            sas = _split_file(root / "ml-1m/sasrec/sas_to_original_items.txt", " ")
+            return {k: titles[v] for k, v in sas.items() if v in titles}
+        if ds.name == "ml-100k":
+            return _split_file(root / "ml-100k/u.item", "|")
+    except OSError:
+        return {}
+    return {}
+
+
+def _split_file(path: Path, sep: str) -> dict[str, str]:
+    """First field -> second field of each line (latin-1, as GroupLens ships them)."""
+    out = {}
+    for line in path.read_text(encoding="latin-1").splitlines():
+        parts = line.split(sep)
+        if len(parts) >= 2:
+            out[parts[0].strip()] = parts[1].strip()
+    return out

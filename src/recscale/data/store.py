@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,9 @@ def load_dataset(
     if not default:
         check = "skipped: recipe differs from the dataset default"
     elif main.partial:
-        check = f"partial file {main.path.name}: checked against its own counts, not the full dataset"
+        check = (
+            f"partial file {main.path.name}: checked against its own counts, not the full dataset"
+        )
     else:
         check = "checked against the published figures"
 
@@ -135,7 +138,7 @@ def _cached(name, files, options, recipe, build, refresh) -> SequenceDataset:
     if not refresh and (folder / "meta.json").is_file():
         try:
             return load_cached(folder)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
             pass  # a damaged cache entry is rebuilt below
     ds = build()
     save_cached(ds, folder, extra={"key": key, "options": options})

@@ -15,14 +15,15 @@ product can differ in the last bit, or by far more under TF32, and flip ties).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from contextlib import nullcontext
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from recscale.data.batching import eval_batches
+from recscale.errors import RecscaleError
 from recscale.eval.metrics import DEFAULT_KS, MetricSums, rank_metrics, ranks_from_scores
 from recscale.eval.protocols import Protocol, parse_protocol, sampled_candidates
 
@@ -51,11 +52,13 @@ def evaluate(
         model: a ``SequenceRecommender`` (``encode``, ``query_vectors``, ``item_vectors``,
             ``temperature``); it is put in eval mode and restored afterwards.
         eval_set: a ``recscale.data.splits.EvalSet`` (``histories``, ``targets``, ``users``).
-        protocol: a :class:`Protocol` or its name (``full``, ``full-no-exclude``, ``sampled-N``).
+        protocol: a :class:`Protocol` or its name (``full``, ``full-no-exclude``, ``full-window``,
+            ``sampled-N``).
         max_len: input window: the last ``max_len`` history items.
         ks: cut-offs for ``hr@k`` and ``ndcg@k``.
         device: where to compute; the model's device when None.
-        item_chunk: items scored at once; memory is about ``batch_size * item_chunk * 5`` bytes.
+        item_chunk: items scored at once; scratch memory is about ``10 * batch_size * item_chunk``
+            bytes.
         rank, world_size: evaluate only this rank's users.
         compute_loss: add ``loss``, the full-softmax cross-entropy of the target over items
             ``1..num_items`` with no history exclusion, in nats.
@@ -67,6 +70,8 @@ def evaluate(
     """
     protocol = parse_protocol(protocol)
     ks = tuple(sorted(set(ks)))
+    if not ks or ks[0] < 1:
+        raise RecscaleError(f"metric cut-offs ks must be integers >= 1, got {list(ks)}")
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
@@ -80,7 +85,7 @@ def evaluate(
     try:
         with _no_autocast(device):
             table = _ItemTable(model.item_vectors().detach().float(), item_chunk, batch_size)
-        for batch in _batches(eval_set, max_len, batch_size, rank, world_size):
+        for batch in eval_batches(eval_set, max_len, batch_size, rank=rank, world_size=world_size):
             items = batch.items.to(device)
             lengths = batch.lengths.to(device)
             timestamps = None if batch.timestamps is None else batch.timestamps.to(device)
@@ -94,7 +99,7 @@ def evaluate(
                 full = protocol.kind == "full"
                 if full or compute_loss:
                     excluded = (
-                        _excluded(histories, rows, targets, protocol, device) if full else None
+                        _excluded(histories, rows, items, targets, protocol) if full else None
                     )
                     ranks, loss = table.scan(
                         query,
@@ -181,26 +186,29 @@ class _ItemTable:
 def _excluded(
     histories: Any,
     rows: np.ndarray,
+    window: torch.Tensor,
     targets: torch.Tensor,
     protocol: Protocol,
-    device: torch.device,
 ) -> torch.Tensor:
     """``[B, L]`` item ids never counted against the target: item 0, the target itself and,
-    when the protocol says so, the user's whole history (the target kept as a candidate)."""
-    cols = [torch.zeros_like(targets), targets]
-    excluded = torch.stack(cols, dim=1)
+    when the protocol says so, the user's history (or only the input ``window [B, N]``),
+    with the target kept as a candidate."""
+    excluded = torch.stack([torch.zeros_like(targets), targets], dim=1)
     if not protocol.exclude_history:
         return excluded
-    seqs = [histories.sequence(int(r)) for r in rows]
-    width = max((len(s) for s in seqs), default=0)
-    hist = np.zeros((len(seqs), width), dtype=np.int64)
-    for i, s in enumerate(seqs):
-        hist[i, : len(s)] = s
-    hist_t = torch.from_numpy(hist).to(device)
+    if protocol.window_only:
+        hist = window
+    else:
+        seqs = [histories.sequence(int(r)) for r in rows]
+        width = max((len(s) for s in seqs), default=0)
+        padded = np.zeros((len(seqs), width), dtype=np.int64)
+        for i, s in enumerate(seqs):
+            padded[i, : len(s)] = s
+        hist = torch.from_numpy(padded).to(targets.device)
     # The target stays a candidate even when consumed before: it is what is being ranked.
-    hist_t = torch.where(hist_t == targets.unsqueeze(1), torch.zeros_like(hist_t), hist_t)
-    # Excluding the target too keeps it from beating itself; 0 repeats are harmless.
-    return torch.cat([excluded, hist_t], dim=1)
+    # (It is in ``excluded`` already, which only keeps it from beating itself.)
+    hist = torch.where(hist == targets.unsqueeze(1), torch.zeros_like(hist), hist)
+    return torch.cat([excluded, hist], dim=1)
 
 
 def _sampled_ranks(
@@ -229,47 +237,3 @@ def _no_autocast(device: torch.device):
         return torch.autocast(device_type=device.type, enabled=False)
     except RuntimeError:  # a device type without autocast support
         return nullcontext()
-
-
-@dataclass(frozen=True)
-class _EvalBatch:
-    items: torch.Tensor
-    timestamps: torch.Tensor | None
-    lengths: torch.Tensor
-    targets: torch.Tensor
-    rows: torch.Tensor
-
-
-def _batches(
-    eval_set: Any, max_len: int, batch_size: int, rank: int, world_size: int
-) -> Iterator[Any]:
-    try:
-        from recscale.data.batching import eval_batches
-    except ImportError:  # data/batching.py not present: same contract, built here
-        return _fallback_batches(eval_set, max_len, batch_size, rank, world_size)
-    return eval_batches(eval_set, max_len, batch_size, rank=rank, world_size=world_size)
-
-
-def _fallback_batches(
-    eval_set: Any, max_len: int, batch_size: int, rank: int, world_size: int
-) -> Iterator[_EvalBatch]:
-    ds = eval_set.histories
-    rows_all = np.arange(ds.num_users, dtype=np.int64)[rank::world_size]
-    for start in range(0, len(rows_all), batch_size):
-        rows = rows_all[start : start + batch_size]
-        seqs = [ds.sequence(int(r))[-max_len:] for r in rows]
-        times = [ds.user_timestamps(int(r)) for r in rows]
-        width = max(1, max(len(s) for s in seqs))
-        items = np.zeros((len(rows), width), dtype=np.int64)
-        ts = np.zeros((len(rows), width), dtype=np.int64) if ds.timestamps is not None else None
-        for i, s in enumerate(seqs):
-            items[i, : len(s)] = s
-            if ts is not None and len(s):
-                ts[i, : len(s)] = times[i][-len(s) :]
-        yield _EvalBatch(
-            items=torch.from_numpy(items),
-            timestamps=None if ts is None else torch.from_numpy(ts),
-            lengths=torch.tensor([len(s) for s in seqs], dtype=torch.long),
-            targets=torch.from_numpy(np.asarray(eval_set.targets)[rows].astype(np.int64)),
-            rows=torch.from_numpy(rows),
-        )

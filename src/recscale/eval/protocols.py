@@ -6,12 +6,15 @@ a canonical name that is recorded next to every number:
 - ``full``: rank the target against every item, the user's history excluded (HSTU,
   Zhai et al. 2024 §4.1.1; Dallmann et al. 2021);
 - ``full-no-exclude``: every item is a candidate, history included;
+- ``full-window``: only the items of the model's input window (the last ``max_len``)
+  are excluded, as the HSTU code does (``invalid_ids=seq_features.past_ids``); it differs
+  from ``full`` only for users whose history is longer than the window;
 - ``sampled-N``: the target against N uniformly drawn items outside the user's history
   (``sampled-100``: SASRec, Kang & McAuley 2018; ``sampled-2499``: the Performance Law
   code of Shen et al. 2024).
 
-History means the whole ``EvalSet`` history of the user, not only the model's input
-window. The target itself is never excluded, even when the user consumed it before.
+Otherwise history means the whole ``EvalSet`` history of the user. The target itself is
+never excluded, even when the user consumed it before.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 from recscale.errors import RecscaleError
 
-ALLOWED = "full, full-no-exclude, sampled-N (N >= 1 negatives, e.g. sampled-100, sampled-2499)"
+ALLOWED = "full, full-no-exclude, full-window, sampled-N (N >= 1, e.g. sampled-100, sampled-2499)"
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,7 @@ class Protocol:
         seed: seeds the negatives; user ``u``'s draw depends only on ``(seed, u)``,
             so results do not depend on batch size, ranks or order.
         name: canonical label (``full``, ``full-no-exclude``, ``sampled-100``).
+        window_only: exclude only the items of the input window (``full-window``).
     """
 
     kind: Literal["full", "sampled"]
@@ -46,13 +50,14 @@ class Protocol:
     num_negatives: int | None
     seed: int
     name: str
+    window_only: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def parse_protocol(text: str | Protocol, seed: int = 0) -> Protocol:
-    """``"full" | "full-no-exclude" | "sampled-N"`` -> :class:`Protocol`."""
+    """``"full" | "full-no-exclude" | "full-window" | "sampled-N"`` -> :class:`Protocol`."""
     if isinstance(text, Protocol):
         return text
     name = text.strip().lower()
@@ -60,6 +65,8 @@ def parse_protocol(text: str | Protocol, seed: int = 0) -> Protocol:
         return Protocol("full", True, None, seed, "full")
     if name == "full-no-exclude":
         return Protocol("full", False, None, seed, "full-no-exclude")
+    if name == "full-window":
+        return Protocol("full", True, None, seed, "full-window", window_only=True)
     match = re.fullmatch(r"sampled-(\d+)", name)
     if match and int(match.group(1)) >= 1:
         n = int(match.group(1))

@@ -27,9 +27,13 @@ def layer_norm(dim: int, affine: bool, bias: bool = True, eps: float = 1e-5) -> 
     return nn.LayerNorm(dim, eps=eps, elementwise_affine=affine, bias=affine and bias)
 
 
-def rope_angles(n: int, head_dim: int, base: float, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def rope_angles(
+    n: int, head_dim: int, base: float, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin: [N, Dh/2] for positions 0..N-1 and frequencies base^(-2m/Dh)."""
-    inv_freq = base ** (-torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim)
+    inv_freq = base ** (
+        -torch.arange(0, head_dim, 2, device=device, dtype=torch.float32) / head_dim
+    )
     angles = torch.arange(n, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
     return angles.cos(), angles.sin()
 
@@ -70,10 +74,12 @@ class CausalSelfAttention(nn.Module):
         self.out = nn.Linear(dim, dim, bias=bias)
 
     def forward(self, x: torch.Tensor, kv_input: torch.Tensor | None = None) -> torch.Tensor:
-        """x: [B, N, D] queries (and keys/values unless kv_input [B, N, D] is given) -> [B, N, D]."""
+        """x: [B, N, D] queries (and keys/values unless kv_input [B, N, D]) -> [B, N, D]."""
         kv_input = x if kv_input is None else kv_input
         q = self.q(x).unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
-        k, v = self.kv(kv_input).unflatten(-1, (2, self.heads, self.head_dim)).permute(2, 0, 3, 1, 4)
+        k, v = (
+            self.kv(kv_input).unflatten(-1, (2, self.heads, self.head_dim)).permute(2, 0, 3, 1, 4)
+        )
         if self.rope_base is not None:
             cos, sin = rope_angles(x.shape[1], self.head_dim, self.rope_base, x.device)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)

@@ -116,10 +116,12 @@ class ModelConfig(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
-        if self.backbone != "hstu" or self.qk_dim is None or self.v_dim is None:
-            if self.dim % self.heads:
-                raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
-        if self.layer_dropout == "linear" and (self.dropout_first is None or self.dropout_last is None):
+        explicit_heads = self.backbone == "hstu" and None not in (self.qk_dim, self.v_dim)
+        if not explicit_heads and self.dim % self.heads:
+            raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
+        if self.layer_dropout == "linear" and (
+            self.dropout_first is None or self.dropout_last is None
+        ):
             raise ValueError("layer_dropout 'linear' needs dropout_first and dropout_last")
         rope = self.backbone == "llama" or (self.backbone == "hstu" and self.hstu.rope)
         if rope and self.head_qk_dim % 2:

@@ -35,8 +35,9 @@ def time_buckets(dt: torch.Tensor, num_buckets: int = 128, divisor: float = 0.30
 
     dt: int64 time gaps (any shape) -> int64 bucket ids, same shape.
     """
-    gaps = dt.abs().clamp(min=1).float()
-    return (torch.log(gaps) / divisor).long().clamp(0, num_buckets)
+    # float32 like the official code; in place after the first copy (this runs on [B, N, N]).
+    logs = dt.abs().float().clamp_(min=1.0).log_().div_(divisor)
+    return logs.long().clamp_(0, num_buckets)
 
 
 def query_timestamps(timestamps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -48,6 +49,12 @@ def query_timestamps(timestamps: torch.Tensor, lengths: torch.Tensor) -> torch.T
     following = torch.cat([timestamps[:, 1:], timestamps[:, -1:]], dim=1)
     has_next = torch.arange(n, device=timestamps.device)[None, :] + 1 < lengths[:, None]
     return torch.where(has_next, following, timestamps)
+
+
+def relative_positions(n: int, max_len: int, device: torch.device) -> torch.Tensor:
+    """[N, N] index into rab's position table: key − query + max_len − 1."""
+    idx = torch.arange(n, device=device)
+    return idx[None, :] - idx[:, None] + max_len - 1
 
 
 class RelativeAttentionBias(nn.Module):
@@ -84,7 +91,6 @@ class HSTULayer(nn.Module):
         d, h = cfg.dim, cfg.heads
         self.heads, self.dqk, self.dv = h, cfg.head_qk_dim, cfg.head_v_dim
         self.opts = opts
-        self.n = cfg.max_len
         self.u_width = h * self.dv if opts.u_gate else 0
         self.f1 = nn.Linear(d, self.u_width + h * self.dv + 2 * h * self.dqk, bias=False)
         self.f2 = nn.Linear(h * self.dv, d)
@@ -107,11 +113,16 @@ class HSTULayer(nn.Module):
         self,
         x: torch.Tensor,
         mask: torch.Tensor,
+        silu_weight: torch.Tensor,
         pos_index: torch.Tensor | None,
         buckets: torch.Tensor | None,
         rope: tuple[torch.Tensor, torch.Tensor] | None,
     ) -> torch.Tensor:
-        """x: [B, N, D]; mask: [N, N] bool, True where key <= query -> [B, N, D]."""
+        """x: [B, N, D] -> [B, N, D].
+
+        mask: [N, N] bool, True where key <= query; silu_weight: [N, N] float, the mask
+        divided by n when ``scale_by_n`` (one pass instead of a multiply and a divide).
+        """
         llama = self.opts.residual == "llama"
         normed = self.norm1(x) if llama else F.layer_norm(x, x.shape[-1:], eps=1e-6)
         h, dqk, dv = self.heads, self.dqk, self.dv
@@ -127,9 +138,7 @@ class HSTULayer(nn.Module):
         if self.rab is not None and pos_index is not None:
             scores = scores + self.rab(pos_index, buckets).unsqueeze(1)
         if self.opts.attention == "silu":  # eq. (2): pointwise, no softmax
-            attn = F.silu(scores) * mask
-            if self.opts.scale_by_n:
-                attn = attn / self.n
+            attn = F.silu(scores) * silu_weight.to(scores.dtype)
         else:
             scores = (scores / math.sqrt(dqk)).masked_fill(~mask, float("-inf"))
             attn = torch.softmax(scores, dim=-1)
@@ -156,14 +165,13 @@ class HSTU(Encoder):
         )
         self.layers = nn.ModuleList(HSTULayer(cfg, p) for p in cfg.layer_dropouts())
         self.final_norm = RMSNorm(cfg.dim) if self.opts.residual == "llama" else None
-        idx = torch.arange(cfg.max_len)
-        self.register_buffer("pos_index", idx[None, :] - idx[:, None] + cfg.max_len - 1, persistent=False)
+        self.max_len = cfg.max_len
         self._warned_no_time = False
 
     def forward(
         self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
     ) -> torch.Tensor:
-        """x: [B, N, D] scaled item vectors; timestamps: [B, N] | None; lengths: [B] -> [B, N, D]."""
+        """x: [B, N, D] item vectors, timestamps: [B, N] | None, lengths: [B] -> [B, N, D]."""
         x = self.positions(x)
         n = x.shape[1]
         opts = self.opts
@@ -176,11 +184,12 @@ class HSTU(Encoder):
             else:
                 dt = query_timestamps(timestamps, lengths)[:, :, None] - timestamps[:, None, :]
                 buckets = time_buckets(dt, opts.num_time_buckets, opts.time_bucket_divisor)
-        pos_index = self.pos_index[:n, :n] if opts.rab != "none" else None
+        pos_index = relative_positions(n, self.max_len, x.device) if opts.rab != "none" else None
         rope = rope_angles(n, self.dqk, opts.rope_base, x.device) if opts.rope else None
         mask = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+        silu_weight = mask.float() / (self.max_len if opts.scale_by_n else 1)
         for layer in self.layers:
-            x = layer(x, mask, pos_index, buckets, rope)
+            x = layer(x, mask, silu_weight, pos_index, buckets, rope)
         return x if self.final_norm is None else self.final_norm(x)
 
     @staticmethod

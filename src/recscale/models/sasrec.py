@@ -16,7 +16,12 @@ import math
 import torch
 from torch import nn
 
-from recscale.models.attention import AbsolutePositions, CausalSelfAttention, PointwiseFFN, layer_norm
+from recscale.models.attention import (
+    AbsolutePositions,
+    CausalSelfAttention,
+    PointwiseFFN,
+    layer_norm,
+)
 from recscale.models.base import ENCODERS, Encoder
 from recscale.models.config import ModelConfig
 
@@ -55,11 +60,16 @@ class SASRec(Encoder):
         )
         self.blocks = nn.ModuleList(SASRecBlock(cfg, p) for p in cfg.layer_dropouts())
         self.final_norm = (
-            layer_norm(cfg.dim, cfg.sasrec.norm_affine, eps=1e-8) if cfg.sasrec.norm == "pre" else None
+            layer_norm(cfg.dim, cfg.sasrec.norm_affine, eps=1e-8)
+            if cfg.sasrec.norm == "pre"
+            else None
         )
+        # as generative-recommenders: xavier-normal weights, nn.MultiheadAttention's zero biases
         for name, param in self.blocks.named_parameters():
             if param.ndim == 2 and name.endswith("weight"):
-                nn.init.xavier_normal_(param)  # as generative-recommenders' reset_state
+                nn.init.xavier_normal_(param)
+            elif ".attn." in f".{name}" and name.endswith("bias"):
+                nn.init.zeros_(param)
 
     def forward(
         self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from recscale.models.attention import AbsolutePositions
-from recscale.models.base import ENCODERS, SequenceRecommender, build_model
+from recscale.models.base import ENCODERS, build_model
 from recscale.models.config import ModelConfig
 from recscale.models.hstu import RelativeAttentionBias
 
@@ -89,7 +89,9 @@ def flops_per_token(cfg: ModelConfig, num_items: int, seq_len: int) -> FlopCount
     """Forward and training FLOPs per token for sequences of length ``seq_len`` (see module doc)."""
     dense, attention = ENCODERS.get(cfg.backbone).macs_per_token(cfg, seq_len)
     forward = 2 * (dense + attention)
-    return FlopCounts(forward=forward, training=3 * forward, output_forward=2 * cfg.dim * (num_items + 1))
+    return FlopCounts(
+        forward=forward, training=3 * forward, output_forward=2 * cfg.dim * (num_items + 1)
+    )
 
 
 def describe_size(cfg: ModelConfig, num_items: int, seq_len: int | None = None) -> dict[str, Any]:
@@ -116,7 +118,6 @@ def describe_size(cfg: ModelConfig, num_items: int, seq_len: int | None = None) 
 __all__ = [
     "FlopCounts",
     "ParamCounts",
-    "SequenceRecommender",
     "count_parameters",
     "count_parameters_from_config",
     "count_parameters_meta",

@@ -22,8 +22,13 @@ from recscale.errors import RecscaleError
 from recscale.scaling.laws import LAWS, Law
 
 # Keyword aliases accepted by ``predict``: the short names a user types for table columns.
-ALIASES = {"params": "non_embedding_params", "n": "non_embedding_params", "d": "tokens",
-           "c": "compute", "h": "dim"}
+ALIASES = {
+    "params": "non_embedding_params",
+    "n": "non_embedding_params",
+    "d": "tokens",
+    "c": "compute",
+    "h": "dim",
+}
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class FitResult:
     loss: str = "linear"
     seed: int = 0
     n_boot_failed: int = 0
+    bootstrap: str = "pairs"
 
     @property
     def theta(self) -> np.ndarray:
@@ -99,25 +105,43 @@ class FitResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-able record (the law by registered name)."""
         return {
-            "law": self.law.name, "formula": self.law.formula, "metric": self.metric,
-            "params": self.params, "ci": {k: list(v) for k, v in self.ci.items()},
-            "r2": self.r2, "residuals": self.residuals.tolist(), "x": self.x.tolist(),
-            "y": self.y.tolist(), "runs": self.runs, "boot_params": self.boot_params.tolist(),
-            "level": self.level, "loss": self.loss, "seed": self.seed,
+            "law": self.law.name,
+            "formula": self.law.formula,
+            "metric": self.metric,
+            "params": self.params,
+            "ci": {k: list(v) for k, v in self.ci.items()},
+            "r2": self.r2,
+            "residuals": self.residuals.tolist(),
+            "x": self.x.tolist(),
+            "y": self.y.tolist(),
+            "runs": self.runs,
+            "boot_params": self.boot_params.tolist(),
+            "level": self.level,
+            "loss": self.loss,
+            "seed": self.seed,
             "n_boot_failed": self.n_boot_failed,
+            "bootstrap": self.bootstrap,
         }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FitResult:
         law = LAWS.get(d["law"])
         return cls(
-            law=law, metric=d["metric"], params=dict(d["params"]),
-            ci={k: (float(v[0]), float(v[1])) for k, v in d["ci"].items()}, r2=d["r2"],
+            law=law,
+            metric=d["metric"],
+            params=dict(d["params"]),
+            ci={k: (float(v[0]), float(v[1])) for k, v in d["ci"].items()},
+            r2=d["r2"],
             residuals=np.asarray(d["residuals"], float),
             x=np.asarray(d["x"], float).reshape(-1, len(law.inputs)),
-            y=np.asarray(d["y"], float), runs=list(d["runs"]),
+            y=np.asarray(d["y"], float),
+            runs=list(d["runs"]),
             boot_params=np.asarray(d["boot_params"], float).reshape(-1, len(law.params)),
-            level=d["level"], loss=d["loss"], seed=d["seed"], n_boot_failed=d["n_boot_failed"],
+            level=d["level"],
+            loss=d["loss"],
+            seed=d["seed"],
+            n_boot_failed=d["n_boot_failed"],
+            bootstrap=d.get("bootstrap", "pairs"),
         )
 
 
@@ -139,8 +163,10 @@ def design(law: Law, data: pl.DataFrame | np.ndarray | None = None, **columns: A
         x = np.asarray(data, dtype=float)
         x = x.reshape(-1, 1) if x.ndim == 1 and len(law.inputs) == 1 else np.atleast_2d(x)
     else:
-        cols = {ALIASES.get(k.lower(), k): np.atleast_1d(np.asarray(v, float))
-                for k, v in columns.items()}
+        cols = {
+            ALIASES.get(k.lower(), k): np.atleast_1d(np.asarray(v, float))
+            for k, v in columns.items()
+        }
         missing = [c for c in law.inputs if c not in cols]
         if missing:
             raise RecscaleError(
@@ -167,8 +193,13 @@ def _residual_fn(law: Law, x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray
 
 
 def _solve(
-    law: Law, x: np.ndarray, y: np.ndarray, starts: Sequence[np.ndarray], loss: str,
-    f_scale: float, max_nfev: int = 1000,
+    law: Law,
+    x: np.ndarray,
+    y: np.ndarray,
+    starts: Sequence[np.ndarray],
+    loss: str,
+    f_scale: float,
+    max_nfev: int = 1000,
 ) -> tuple[np.ndarray, float] | None:
     """Best (internal params, cost) over the starting points; None when every start fails."""
     lo, hi = law.internal_bounds()
@@ -180,8 +211,19 @@ def _solve(
         if not np.all(np.isfinite(fn(z0))):
             continue
         try:
-            res = least_squares(fn, z0, bounds=(lo, hi), loss=loss, f_scale=f_scale,
-                                x_scale="jac", max_nfev=max_nfev, ftol=1e-10, xtol=1e-10, gtol=1e-10)
+            with np.errstate(all="ignore"):
+                res = least_squares(
+                    fn,
+                    z0,
+                    bounds=(lo, hi),
+                    loss=loss,
+                    f_scale=f_scale,
+                    x_scale="jac",
+                    max_nfev=max_nfev,
+                    ftol=1e-10,
+                    xtol=1e-10,
+                    gtol=1e-10,
+                )
         except (ValueError, np.linalg.LinAlgError):
             continue
         cost = float(np.sum(res.fun**2))
@@ -191,14 +233,23 @@ def _solve(
 
 
 def _jitter(law: Law, z: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    scale = np.array([0.7 if p in law.log_params else 0.3 * (abs(v) + 0.05)
-                      for p, v in zip(law.params, z, strict=True)])
+    scale = np.array(
+        [
+            0.7 if p in law.log_params else 0.3 * (abs(v) + 0.05)
+            for p, v in zip(law.params, z, strict=True)
+        ]
+    )
     return z + rng.normal(0.0, 1.0, len(z)) * scale
 
 
 def _fit_points(
-    law: Law, x: np.ndarray, y: np.ndarray, restarts: int, rng: np.random.Generator,
-    loss: str, f_scale: float | None,
+    law: Law,
+    x: np.ndarray,
+    y: np.ndarray,
+    restarts: int,
+    rng: np.random.Generator,
+    loss: str,
+    f_scale: float | None,
 ) -> tuple[np.ndarray, float]:
     heuristic = [law.to_internal(s) for s in law.starts(x, y)]
     starts = heuristic[: max(1, restarts)]
@@ -229,7 +280,7 @@ def fit_law(
     f_scale: float | None = None,
     n_boot: int = 200,
     level: float = 0.95,
-    bootstrap: str = "pairs",
+    bootstrap: str = "auto",
     runs: Sequence[str] | None = None,
 ) -> FitResult:
     """Fit ``law`` to a results table (its ``law.inputs`` columns and ``metric``) or to arrays.
@@ -239,8 +290,10 @@ def fit_law(
     ``scipy.optimize.least_squares`` ("soft_l1", "huber", ... for robustness; ``f_scale``
     defaults to the MAD of the plain fit's residuals). ``bootstrap`` "pairs" resamples points
     (refit each time; resamples with fewer distinct points than parameters are redrawn) and
-    "residual" resamples residuals onto the fitted curve. Rows with a null/NaN metric are
-    dropped from a table.
+    "residual" resamples residuals onto the fitted curve; "auto" (default) takes pairs when
+    there are at least twice as many points as parameters, else residuals: with 4 runs and 3
+    parameters most pair resamples interpolate exactly and the intervals say nothing. Rows
+    with a null/NaN metric are dropped from a table.
     """
     law = _law(law)
     metric = metric or law.default_metric
@@ -256,9 +309,11 @@ def fit_law(
             raise RecscaleError("fit_law on arrays needs y")
         x, yv = design(law, data), np.asarray(y, dtype=float)
         names = list(runs) if runs is not None else []
-    if bootstrap not in ("pairs", "residual"):
-        raise RecscaleError(f"bootstrap {bootstrap!r}; allowed: pairs, residual")
+    if bootstrap not in ("auto", "pairs", "residual"):
+        raise RecscaleError(f"bootstrap {bootstrap!r}; allowed: auto, pairs, residual")
     n, p = len(yv), len(law.params)
+    if bootstrap == "auto":
+        bootstrap = "pairs" if n >= 2 * p else "residual"
     if len(np.unique(x, axis=0)) < p:
         raise RecscaleError(
             f"law {law.name} has {p} parameters and needs at least {p} runs with distinct "
@@ -299,14 +354,27 @@ def fit_law(
         else:
             ci[name] = (float("nan"), float("nan"))
     return FitResult(
-        law=law, metric=metric, params=dict(zip(law.params, map(float, theta), strict=True)),
-        ci=ci, r2=r2, residuals=resid, x=x, y=yv, runs=names, boot_params=boot, level=level,
-        loss=loss, seed=seed, n_boot_failed=failed,
+        law=law,
+        metric=metric,
+        params=dict(zip(law.params, map(float, theta), strict=True)),
+        ci=ci,
+        r2=r2,
+        residuals=resid,
+        x=x,
+        y=yv,
+        runs=names,
+        boot_params=boot,
+        level=level,
+        loss=loss,
+        seed=seed,
+        n_boot_failed=failed,
+        bootstrap=bootstrap,
     )
 
 
-def predict(fit: FitResult, *, level: float | None = None, kind: str = "confidence",
-            **columns: Any) -> Prediction:
+def predict(
+    fit: FitResult, *, level: float | None = None, kind: str = "confidence", **columns: Any
+) -> Prediction:
     """``predict(fit, params=1e8)``; keyword names are table columns or their aliases."""
     return fit.predict(level=level, kind=kind, **columns)
 
@@ -321,9 +389,14 @@ class HoldoutRow:
     measured: float
     rel_error: float  # (predicted - measured) / |measured|
     inside: bool  # measured within [lo, hi]
+    inputs: dict[str, float] = field(default_factory=dict)  # the law's inputs for this run
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> HoldoutRow:
+        return cls(**d)
 
 
 @dataclass
@@ -379,17 +452,25 @@ def holdout_check(
     train = table.filter(~pl.col("run").cast(pl.Utf8).is_in(sorted(held)))
     test = table.filter(pl.col("run").cast(pl.Utf8).is_in(sorted(held)))
     fit = fit_law(law, train, metric=metric, **fit_kwargs)
-    pred = fit.predict(test, kind=interval)
+    x_test = design(law, test)
+    pred = fit.predict(x_test, kind=interval)
     rows = []
     for i, run in enumerate(test["run"]):
         measured = test[metric][i]
         m = float("nan") if measured is None else float(measured)
         v = float(pred.value[i])
-        rows.append(HoldoutRow(
-            run=str(run), predicted=v, lo=float(pred.lo[i]), hi=float(pred.hi[i]), measured=m,
-            rel_error=(v - m) / abs(m) if m else float("nan"),
-            inside=bool(pred.lo[i] <= m <= pred.hi[i]),
-        ))
+        rows.append(
+            HoldoutRow(
+                run=str(run),
+                predicted=v,
+                lo=float(pred.lo[i]),
+                hi=float(pred.hi[i]),
+                measured=m,
+                rel_error=(v - m) / abs(m) if m else float("nan"),
+                inside=bool(pred.lo[i] <= m <= pred.hi[i]),
+                inputs=dict(zip(law.inputs, map(float, x_test[i]), strict=True)),
+            )
+        )
     return Holdout(fit=fit, rows=rows)
 
 
@@ -427,6 +508,7 @@ def compute_optimal(
         fpt = flops_per_param_token
         n, d = np.empty_like(budgets), np.empty_like(budgets)
         for i, c in enumerate(budgets):
+
             def loss_at(log_n: float, c: float = c) -> float:
                 nn = np.exp(log_n)
                 return float(fit.law(np.array([[nn, c / fpt(nn)]]), fit.theta)[0])
@@ -434,8 +516,9 @@ def compute_optimal(
             grid = np.linspace(0.0, np.log(c), 400)
             j = int(np.argmin([loss_at(v) for v in grid]))
             lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
-            res = minimize_scalar(loss_at, bounds=(lo, hi), method="bounded",
-                                  options={"xatol": 1e-10})
+            res = minimize_scalar(
+                loss_at, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
+            )
             n[i] = np.exp(res.x)
             d[i] = c / fpt(n[i])
     loss = fit.law(np.stack([n, d], axis=1), fit.theta)
@@ -443,7 +526,10 @@ def compute_optimal(
 
 
 def compute_frontier(
-    fit: FitResult, c_min: float, c_max: float, num: int = 50,
+    fit: FitResult,
+    c_min: float,
+    c_max: float,
+    num: int = 50,
     flops_per_param_token: float | Callable[[float], float] = 6.0,
 ) -> ComputeOptimal:
     """The compute-optimal N, D and loss over log-spaced budgets from c_min to c_max FLOPs."""

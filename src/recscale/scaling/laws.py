@@ -323,8 +323,12 @@ def performance_law_data(transform: str = "inverse", name: str | None = None) ->
         return [s for _, s in scored]
 
     return Law(
-        name=name or ("performance_law_data" if transform == "inverse" else
-                      f"performance_law_data_{transform}"),
+        name=name
+        or (
+            "performance_law_data"
+            if transform == "inverse"
+            else f"performance_law_data_{transform}"
+        ),
         formula=(
             "y = w1(-1/(2N^w3) - w3 ln N) + w2(-1/(2h^w4) - w4 ln h) "
             "+ (-1/(2D^w5) - w5 ln D) + b,  D = kappa · tokens/1e6 · ApEn'"

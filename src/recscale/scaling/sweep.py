@@ -47,8 +47,10 @@ class SweepSpec(StrictModel):
     points: list[dict[str, Any]] = Field(default_factory=list)
     # Which runs the report's laws predict rather than fit, e.g. "largest:2".
     holdout: str | None = "largest:1"
-    laws: list[str] = Field(default_factory=lambda: ["power_n"])
-    metrics: list[str] = Field(default_factory=lambda: ["loss", "hr@10", "ndcg@10"])
+    # "law:metric" pairs the report fits (the metric defaults to the law's own).
+    laws: list[str] = Field(
+        default_factory=lambda: ["power_n:loss", "log_compute:hr@10", "log_compute:ndcg@10"]
+    )
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,9 @@ class SweepResult:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-def load_spec(path: str | Path, overrides: list[str] | None = None) -> tuple[SweepSpec, list[SweepRun]]:
+def load_spec(
+    path: str | Path, overrides: list[str] | None = None
+) -> tuple[SweepSpec, list[SweepRun]]:
     path = Path(path)
     spec = validate(SweepSpec, load_yaml(path), source=str(path))
     base = spec.base
@@ -80,7 +84,9 @@ def load_spec(path: str | Path, overrides: list[str] | None = None) -> tuple[Swe
 def expand(spec: SweepSpec, base: dict[str, Any], source: str = "sweep") -> list[SweepRun]:
     """All runs of a spec: the grid crossed with the explicit points (either may be empty)."""
     keys = list(spec.grid)
-    grid = [dict(zip(keys, values, strict=True)) for values in itertools.product(*spec.grid.values())]
+    grid = [
+        dict(zip(keys, values, strict=True)) for values in itertools.product(*spec.grid.values())
+    ]
     points = spec.points or [{}]
     runs, seen = [], set()
     for point in points:
@@ -99,15 +105,20 @@ def expand(spec: SweepSpec, base: dict[str, Any], source: str = "sweep") -> list
 
 
 def run_name(sweep: str, coords: dict[str, Any]) -> str:
-    """``{"model.layers": 4, "model.dim": 64}`` -> ``layers4-dim64`` (the sweep name if no coords)."""
+    """``{"model.layers": 4, "model.dim": 64}`` -> ``layers4-dim64`` (sweep name if no coords)."""
     if not coords:
         return sweep
     parts = [f"{key.rsplit('.', 1)[-1]}{value}" for key, value in coords.items()]
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", "-".join(parts))
 
 
-def run_sweep(spec_path: str | Path, out_dir: str | Path | None = None, jobs: int = 1,
-              overrides: list[str] | None = None, progress: bool = True) -> SweepResult:
+def run_sweep(
+    spec_path: str | Path,
+    out_dir: str | Path | None = None,
+    jobs: int = 1,
+    overrides: list[str] | None = None,
+    progress: bool = True,
+) -> SweepResult:
     """Run (or resume) every run of a sweep, then write its results table."""
     spec, runs = load_spec(spec_path, overrides)
     out = Path(out_dir) if out_dir is not None else Path("runs") / spec.name
@@ -120,14 +131,23 @@ def run_sweep(spec_path: str | Path, out_dir: str | Path | None = None, jobs: in
     if jobs <= 1:
         for i, run in enumerate(todo, start=1):
             _log(progress, f"[{i}/{len(todo)}] {run.name}")
-            error = _run_with_retry(run.config.model_dump(mode="json"), str(out / "runs" / run.name))
+            error = _run_with_retry(
+                run.config.model_dump(mode="json"), str(out / "runs" / run.name)
+            )
             if error:
                 failed[run.name] = error
     else:
         ctx = get_context("spawn")
         with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {pool.submit(_run_with_retry, r.config.model_dump(mode="json"),
-                                   str(out / "runs" / r.name), jobs): r.name for r in todo}
+            futures = {
+                pool.submit(
+                    _run_with_retry,
+                    r.config.model_dump(mode="json"),
+                    str(out / "runs" / r.name),
+                    jobs,
+                ): r.name
+                for r in todo
+            }
             for i, future in enumerate(as_completed(futures), start=1):
                 name = futures[future]
                 error = future.result()

@@ -26,7 +26,7 @@ STATE_JSON = "state.json"
 def save_checkpoint(
     directory: Path, model: torch.nn.Module, state: dict[str, Any], tensors: dict[str, torch.Tensor]
 ) -> None:
-    """Atomically write ``directory`` with the model weights, JSON ``state`` and extra ``tensors``."""
+    """Atomically write ``directory``: model weights, JSON ``state`` and extra ``tensors``."""
     directory = Path(directory)
     tmp = directory.with_name(directory.name + ".tmp")
     old = directory.with_name(directory.name + ".old")
@@ -53,11 +53,15 @@ def find_checkpoint(directory: Path) -> Path | None:
     return None
 
 
-def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
+def load_checkpoint(
+    directory: Path,
+) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
     """Return ``(weights, state, tensors)`` from a checkpoint directory."""
     found = find_checkpoint(directory)
     if found is None:
-        raise RecscaleError(f"no checkpoint in {directory} (expected {MODEL_FILE} and {STATE_JSON})")
+        raise RecscaleError(
+            f"no checkpoint in {directory} (expected {MODEL_FILE} and {STATE_JSON})"
+        )
     try:
         state = json.loads((found / STATE_JSON).read_text())
     except json.JSONDecodeError as exc:
@@ -66,7 +70,9 @@ def load_checkpoint(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str,
     return load_file(str(found / MODEL_FILE)), state, tensors
 
 
-def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def optimizer_to_flat(
+    optimizer: torch.optim.Optimizer,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Split an optimizer state dict into JSON-able structure and named tensors."""
     sd = optimizer.state_dict()
     tensors: dict[str, torch.Tensor] = {}
@@ -78,7 +84,11 @@ def optimizer_to_flat(optimizer: torch.optim.Optimizer) -> tuple[dict[str, Any],
                 tensors[f"optim.{index}.{key}"] = value
             else:
                 plain[str(index)][key] = value
-    return {"state": plain, "param_groups": sd["param_groups"], "type": type(optimizer).__name__}, tensors
+    return {
+        "state": plain,
+        "param_groups": sd["param_groups"],
+        "type": type(optimizer).__name__,
+    }, tensors
 
 
 def optimizer_from_flat(

@@ -48,7 +48,9 @@ class TrainConfig(StrictModel):
     max_tokens: int | None = Field(None, ge=1, description="stop after this many target positions")
     batch_size: int = Field(128, ge=1)
     eval_every: int = Field(1, ge=1)
-    patience: int | None = Field(10, ge=1, description="evaluations without improvement before stopping")
+    patience: int | None = Field(
+        10, ge=1, description="evaluations without improvement before stopping"
+    )
     precision: Literal["fp32", "bf16"] = "fp32"
     device: str = "auto"
     num_threads: int | None = None
@@ -68,7 +70,9 @@ class RunConfig(StrictModel):
 
 
 def load_run_config(
-    path: str | Path | None = None, overrides: list[str] | None = None, base: dict[str, Any] | None = None
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    base: dict[str, Any] | None = None,
 ) -> RunConfig:
     """Defaults < ``base`` < YAML file < ``overrides`` (``key.sub=value``)."""
     data: dict[str, Any] = dict(base or {})

@@ -18,7 +18,10 @@ def load_source(cfg) -> SequenceDataset:
     """The canonical dataset a ``DataConfig`` names (registered dataset or a user's file)."""
     if cfg.path is not None:
         if cfg.format is None:
-            raise RecscaleError("data.path is set, so data.format is required (sasrec, s3rec, recbole, csv, parquet)")
+            raise RecscaleError(
+                "data.path is set, so data.format is required "
+                "(sasrec, s3rec, recbole, csv, parquet)"
+            )
         return read_path(cfg.path, cfg.format, columns=cfg.columns)
     if cfg.name is None:
         raise RecscaleError("set data.name (a registered dataset) or data.path with data.format")

@@ -60,7 +60,9 @@ def parameter_groups(model: nn.Module, weight_decay: float, decay_norms_and_bias
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     groups = parameter_groups(model, cfg.weight_decay, cfg.decay_norms_and_biases)
     if cfg.name == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+        return torch.optim.SGD(
+            groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay
+        )
     cls = torch.optim.AdamW if cfg.name == "adamw" else torch.optim.Adam
     return cls(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay)
 

@@ -57,12 +57,19 @@ def evaluate_run(
     if eval_set is None:
         raise RecscaleError(f"split {run.split.name!r} has no {split!r} part")
     metrics = run_protocol(run.model, eval_set, proto, run.cfg, run.device, Dist())
-    return {"run": str(run_dir), "protocol": proto.name, "split": split, "checkpoint": checkpoint,
-            "metrics": metrics}
+    return {
+        "run": str(run_dir),
+        "protocol": proto.name,
+        "split": split,
+        "checkpoint": checkpoint,
+        "metrics": metrics,
+    }
 
 
 @torch.no_grad()
-def recommend(run_dir: str | Path, raw_user: str, k: int = 10, exclude_history: bool = True) -> list[dict[str, Any]]:
+def recommend(
+    run_dir: str | Path, raw_user: str, k: int = 10, exclude_history: bool = True
+) -> list[dict[str, Any]]:
     """Top-``k`` raw item ids for one user, from everything the user has interacted with."""
     run = load_run(run_dir)
     ds = run.dataset
@@ -83,7 +90,9 @@ def recommend(run_dir: str | Path, raw_user: str, k: int = 10, exclude_history: 
     top = torch.topk(scores, k)
     titles = item_titles(ds)
     out = []
-    for rank, (score, item) in enumerate(zip(top.values.tolist(), top.indices.tolist(), strict=True), start=1):
+    for rank, (score, item) in enumerate(
+        zip(top.values.tolist(), top.indices.tolist(), strict=True), start=1
+    ):
         raw = str(ds.item_ids[item])
         out.append({"rank": rank, "item": raw, "title": titles.get(raw), "score": round(score, 4)})
     return out

@@ -76,7 +76,9 @@ def seed_everything(seed: int) -> None:
 def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunResult:
     """Train one model as ``cfg`` says, writing everything into ``run_dir``."""
     run_dir = Path(run_dir)
-    device_kind = "cuda" if cfg.train.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    device_kind = (
+        "cuda" if cfg.train.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
+    )
     dist = init_distributed(device_kind)
     device = pick_device(cfg.train.device, dist.local_rank)
     if cfg.train.num_threads:
@@ -96,8 +98,10 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunRe
     last_dir, best_dir = run_dir / "checkpoints" / "last", run_dir / "checkpoints" / "best"
     if resume and ckpt.find_checkpoint(last_dir) is not None:
         state, optimizer = _restore(last_dir, model, optimizer, switch, sampler, cfg, device)
-        if state.finished:
-            return RunResult(run_dir, json.loads((run_dir / "final.json").read_text()))
+        if state.finished and (run_dir / "final.json").is_file():
+            if state.stop_reason is not None or state.epoch >= cfg.train.epochs:
+                return RunResult(run_dir, json.loads((run_dir / "final.json").read_text()))
+            state.finished = False  # asked for more epochs than the finished run had
     elif dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "metrics.jsonl").write_text("")
@@ -113,18 +117,29 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunRe
     params = [p for p in model.parameters() if p.requires_grad]
 
     started = time.perf_counter() - state.wall_time_s
-    for epoch in range(state.epoch, cfg.train.epochs):
+    for epoch in range(state.epoch, cfg.train.epochs if not state.finished else state.epoch):
         model.train()
         epoch_loss, epoch_count, pending = 0.0, 0, 0
         batches = batching.train_batches(
-            split.train, cfg.model.max_len, cfg.train.batch_size, cfg.seed, epoch,
-            rank=dist.rank, world_size=dist.world_size,
+            split.train,
+            cfg.model.max_len,
+            cfg.train.batch_size,
+            cfg.seed,
+            epoch,
+            rank=dist.rank,
+            world_size=dist.world_size,
         )
-        bar = tqdm(batches, total=steps_per_epoch, desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
-                   disable=not (cfg.train.progress and dist.is_main), leave=False, unit="batch")
+        bar = tqdm(
+            batches,
+            total=steps_per_epoch,
+            desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
+            disable=not (cfg.train.progress and dist.is_main),
+            leave=False,
+            unit="batch",
+        )
         tick, tick_tokens = time.perf_counter(), 0
 
-        def optimizer_step() -> None:
+        def optimizer_step(optimizer: torch.optim.Optimizer) -> None:
             nonlocal pending, tick_tokens
             global_count = int(all_reduce_sum(torch.tensor(float(pending)), dist).item())
             sum_gradients(params, dist)
@@ -153,15 +168,17 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunRe
             pending += int(count)
             if micro % cfg.optim.grad_accum != 0:
                 continue
-            optimizer_step()
+            optimizer_step(optimizer)
             if dist.is_main and state.step % 10 == 0:
                 rate = tick_tokens / max(time.perf_counter() - tick, 1e-9)
-                bar.set_postfix(loss=f"{epoch_loss / max(epoch_count, 1):.4f}", tok_s=f"{rate:,.0f}")
+                bar.set_postfix(
+                    loss=f"{epoch_loss / max(epoch_count, 1):.4f}", tok_s=f"{rate:,.0f}"
+                )
             if cfg.train.max_tokens is not None and state.tokens >= cfg.train.max_tokens:
                 state.stop_reason = "token budget reached"
                 break
         if pending:
-            optimizer_step()
+            optimizer_step(optimizer)
         bar.close()
 
         state.epoch = epoch + 1
@@ -169,17 +186,25 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunRe
         train_loss = _global_mean(epoch_loss, epoch_count, dist)
         last_epoch = state.stop_reason is not None or state.epoch == cfg.train.epochs
         record: dict[str, Any] = {
-            "epoch": state.epoch, "step": state.step, "tokens": state.tokens,
-            "train_loss": train_loss, "lr": optimizer.param_groups[0]["lr"],
+            "epoch": state.epoch,
+            "step": state.step,
+            "tokens": state.tokens,
+            "train_loss": train_loss,
+            "lr": optimizer.param_groups[0]["lr"],
             "wall_time_s": round(state.wall_time_s, 3),
         }
         if state.epoch % cfg.train.eval_every == 0 or last_epoch:
-            metric = _evaluate_epoch(model, split, protocol, cfg, device, dist, state, record, best_dir)
+            metric = _evaluate_epoch(
+                model, split, protocol, cfg, device, dist, state, record, best_dir
+            )
             if switch.should_switch(epoch, metric):
                 optimizer = switch.switch(model, cfg.optim)
                 record["optimizer_switched_to"] = "sgd"
             if cfg.train.patience is not None and state.evals_since_best >= cfg.train.patience:
-                state.stop_reason = f"early stop: no gain in {cfg.eval.select_metric} for {cfg.train.patience} evaluations"
+                state.stop_reason = (
+                    f"early stop: no gain in {cfg.eval.select_metric} "
+                    f"for {cfg.train.patience} evaluations"
+                )
         if dist.is_main:
             with open(run_dir / "metrics.jsonl", "a") as fh:
                 fh.write(json.dumps(record) + "\n")
@@ -192,19 +217,27 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunRe
         if state.stop_reason is not None:
             break
 
-    final = _finish(model, split, protocol, cfg, device, dist, state, run_dir, best_dir, dataset)
+    # Mark finished before _finish swaps the best weights in, so "last" keeps the last weights.
     state.finished = True
     if dist.is_main:
         _save(last_dir, model, optimizer, state, sampler)
         if writer is not None:
             writer.close()
+    final = _finish(model, split, protocol, cfg, device, dist, state, run_dir, best_dir, dataset)
     barrier(dist)
     return RunResult(run_dir, final)
 
 
 def _evaluate_epoch(
-    model: SequenceRecommender, split: Split, protocol: Protocol, cfg: RunConfig,
-    device: torch.device, dist: Dist, state: TrainState, record: dict[str, Any], best_dir: Path,
+    model: SequenceRecommender,
+    split: Split,
+    protocol: Protocol,
+    cfg: RunConfig,
+    device: torch.device,
+    dist: Dist,
+    state: TrainState,
+    record: dict[str, Any],
+    best_dir: Path,
 ) -> float | None:
     """Evaluate, update the best checkpoint, and return the selection metric."""
     select = cfg.eval.select_metric
@@ -230,8 +263,16 @@ def _evaluate_epoch(
 
 
 def _finish(
-    model: SequenceRecommender, split: Split, protocol: Protocol, cfg: RunConfig, device: torch.device,
-    dist: Dist, state: TrainState, run_dir: Path, best_dir: Path, dataset: SequenceDataset,
+    model: SequenceRecommender,
+    split: Split,
+    protocol: Protocol,
+    cfg: RunConfig,
+    device: torch.device,
+    dist: Dist,
+    state: TrainState,
+    run_dir: Path,
+    best_dir: Path,
+    dataset: SequenceDataset,
 ) -> dict[str, Any]:
     """Reload the selected checkpoint, evaluate on test, and write ``final.json``."""
     barrier(dist)
@@ -262,17 +303,34 @@ def _finish(
 
 
 def run_protocol(
-    model: SequenceRecommender, eval_set, protocol: Protocol, cfg: RunConfig, device: torch.device, dist: Dist
+    model: SequenceRecommender,
+    eval_set,
+    protocol: Protocol,
+    cfg: RunConfig,
+    device: torch.device,
+    dist: Dist,
 ) -> dict[str, float]:
     sums = evaluate(
-        model, eval_set, protocol, max_len=cfg.model.max_len, batch_size=cfg.eval.batch_size,
-        ks=cfg.eval.ks, device=device, rank=dist.rank, world_size=dist.world_size,
+        model,
+        eval_set,
+        protocol,
+        max_len=cfg.model.max_len,
+        batch_size=cfg.eval.batch_size,
+        ks=cfg.eval.ks,
+        device=device,
+        rank=dist.rank,
+        world_size=dist.world_size,
     )
     return sums.all_reduce().to_dict() if dist.enabled else sums.to_dict()
 
 
 def scaling_facts(
-    model: SequenceRecommender, cfg: RunConfig, split: Split, state: TrainState, device: torch.device, dist: Dist
+    model: SequenceRecommender,
+    cfg: RunConfig,
+    split: Split,
+    state: TrainState,
+    device: torch.device,
+    dist: Dist,
 ) -> dict[str, Any]:
     """The numbers a scaling law is fitted against, recorded with every run."""
     counts = count_parameters(model)
@@ -296,8 +354,11 @@ def scaling_facts(
 
 def hardware(device: torch.device, dist: Dist) -> dict[str, Any]:
     info: dict[str, Any] = {
-        "device": str(device), "world_size": dist.world_size, "torch": torch.__version__,
-        "python": platform.python_version(), "machine": platform.machine(),
+        "device": str(device),
+        "world_size": dist.world_size,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
         "cpu_threads": torch.get_num_threads(),
     }
     if device.type == "cuda":
@@ -308,18 +369,25 @@ def hardware(device: torch.device, dist: Dist) -> dict[str, Any]:
 def _save(directory: Path, model, optimizer, state: TrainState, sampler: torch.Generator) -> None:
     meta, tensors = ckpt.optimizer_to_flat(optimizer)
     tensors.update(ckpt.rng_state({"sampler": sampler}))
-    ckpt.save_checkpoint(directory, model, {"train_state": asdict(state), "optimizer": meta}, tensors)
+    ckpt.save_checkpoint(
+        directory, model, {"train_state": asdict(state), "optimizer": meta}, tensors
+    )
 
 
-def _restore(directory: Path, model, optimizer, switch: OptimizerSwitch, sampler, cfg: RunConfig, device):
+def _restore(
+    directory: Path, model, optimizer, switch: OptimizerSwitch, sampler, cfg: RunConfig, device
+):
     weights, meta, tensors = ckpt.load_checkpoint(directory)
     model.load_state_dict(weights)
     state = TrainState(**meta["train_state"])
     switch.load_state_dict(state.switch) if state.switch else None
     if switch.switched:
         optimizer = switch.switch(model, cfg.optim)
-    ckpt.optimizer_from_flat(optimizer, meta["optimizer"], {k: v.to(device) for k, v in tensors.items()
-                                                            if k.startswith("optim.")})
+    ckpt.optimizer_from_flat(
+        optimizer,
+        meta["optimizer"],
+        {k: v.to(device) for k, v in tensors.items() if k.startswith("optim.")},
+    )
     ckpt.restore_rng(tensors, {"sampler": sampler})
     return state, optimizer
 
@@ -327,7 +395,9 @@ def _restore(directory: Path, model, optimizer, switch: OptimizerSwitch, sampler
 def _total_steps(cfg: RunConfig, train_set: SequenceDataset, steps_per_epoch: int) -> int:
     steps = cfg.train.epochs * steps_per_epoch
     if cfg.train.max_tokens is not None:
-        per_epoch = max(1, int(np.minimum(train_set.lengths - 1, cfg.model.max_len).clip(min=0).sum()))
+        per_epoch = max(
+            1, int(np.minimum(train_set.lengths - 1, cfg.model.max_len).clip(min=0).sum())
+        )
         steps = min(steps, math.ceil(cfg.train.max_tokens / per_epoch * steps_per_epoch))
     return max(1, math.ceil(steps / cfg.optim.grad_accum))
 
@@ -364,7 +434,9 @@ def _tensorboard(cfg: RunConfig, run_dir: Path, dist: Dist):
     except ImportError:
         from recscale.errors import RecscaleError
 
-        raise RecscaleError("train.tensorboard=true needs the tensorboard package: pip install tensorboard") from None
+        raise RecscaleError(
+            "train.tensorboard=true needs the tensorboard package: pip install tensorboard"
+        ) from None
     return SummaryWriter(str(run_dir / "tensorboard"))
 
 

@@ -1,0 +1,164 @@
+"""Padded torch batches from CSR sequences (see docs/CONTRACTS.md).
+
+Batches are built with one numpy gather per batch (no per-user Python loop), padded
+on the right to the longest sequence in the batch rather than to ``max_len``, and
+returned as CPU tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from recscale.data.dataset import SequenceDataset, ranges
+from recscale.data.splits import EvalSet
+
+if TYPE_CHECKING:
+    import torch
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A training batch.
+
+    Attributes:
+        items: ``long [B, N]`` input item ids, 0 = padding.
+        targets: ``long [B, N]`` next item per position, 0 = no target.
+        timestamps: ``long [B, N]`` timestamps of ``items`` (0 at padding), or None.
+        lengths: ``long [B]`` number of real positions per row.
+    """
+
+    items: torch.Tensor
+    targets: torch.Tensor
+    timestamps: torch.Tensor | None
+    lengths: torch.Tensor
+
+
+@dataclass(frozen=True)
+class EvalBatch:
+    """An evaluation batch.
+
+    Attributes:
+        items: ``long [B, N]`` last ``max_len`` history items, 0 = padding.
+        timestamps: ``long [B, N]`` or None.
+        lengths: ``long [B]`` history length per row (after truncation).
+        targets: ``long [B]`` held-out item per row.
+        rows: ``long [B]`` index of each row in the EvalSet.
+    """
+
+    items: torch.Tensor
+    timestamps: torch.Tensor | None
+    lengths: torch.Tensor
+    targets: torch.Tensor
+    rows: torch.Tensor
+
+
+def _gather(
+    ds: SequenceDataset, starts: np.ndarray, lengths: np.ndarray, shift: int = 0
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``[B, max(lengths)]`` right-padded ``items[starts + shift + j]`` (and timestamps)."""
+    b = len(starts)
+    width = max(int(lengths.max()) if b else 0, 1)
+    index = ranges(starts + shift, lengths)
+    rows = np.repeat(np.arange(b), lengths)
+    cols = index - np.repeat(starts + shift, lengths)
+    items = np.zeros((b, width), dtype=np.int64)
+    items[rows, cols] = ds.items[index]
+    times = None
+    if ds.timestamps is not None:
+        times = np.zeros((b, width), dtype=np.int64)
+        times[rows, cols] = ds.timestamps[index]
+    return items, times
+
+
+def _tensor(a: np.ndarray | None) -> torch.Tensor | None:
+    # torch is imported here, not at module level, so `import recscale.data` stays light
+    # for commands that only read and describe data.
+    import torch
+
+    return None if a is None else torch.from_numpy(np.ascontiguousarray(a))
+
+
+def train_batches(
+    ds: SequenceDataset,
+    max_len: int,
+    batch_size: int,
+    seed: int,
+    epoch: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator[Batch]:
+    """Shuffled training batches over users with at least 2 interactions.
+
+    For each sequence s: window = s[-(max_len+1):], items = window[:-1], targets = window[1:].
+    Users are shuffled by ``(seed, epoch)`` and cut into global chunks of
+    ``batch_size * world_size``; rank r takes rows r, r + world_size, ... of each chunk.
+    So the ranks partition the users exactly, every rank yields the same number of
+    batches (ceil(users / (batch_size * world_size))), the union of the ranks' k-th
+    batches is the k-th batch of a single process with ``batch_size * world_size``, and
+    two consecutive batches of size B hold the same users as one batch of size 2B
+    (gradient accumulation is exact). Only the last chunk can be short; when it has
+    fewer users than ranks, the remaining ranks get an empty batch (B = 0) to stay in
+    lockstep.
+    """
+    if max_len < 1 or batch_size < 1:
+        raise ValueError("max_len and batch_size must be positive")
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} not in [0, {world_size})")
+    lengths = ds.lengths
+    eligible = np.flatnonzero(lengths >= 2)
+    rng = np.random.default_rng([seed, epoch])
+    order = rng.permutation(eligible)
+    chunk = batch_size * world_size
+    for k in range(0, len(order), chunk):
+        users = order[k : k + chunk][rank::world_size]
+        window = np.minimum(lengths[users], max_len + 1)
+        starts = ds.offsets[users + 1] - window
+        n = window - 1
+        items, times = _gather(ds, starts, n)
+        targets, _ = _gather(ds, starts, n, shift=1)
+        yield Batch(_tensor(items), _tensor(targets), _tensor(times), _tensor(n))
+
+
+def eval_batches(
+    eval_set: EvalSet,
+    max_len: int,
+    batch_size: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> Iterator[EvalBatch]:
+    """Batches of EvalSet rows (rank ``r`` takes rows r, r + world_size, ...), in row order.
+
+    The history window is the last ``max_len`` items of each history.
+    """
+    if max_len < 1 or batch_size < 1:
+        raise ValueError("max_len and batch_size must be positive")
+    hist = eval_set.histories
+    rows_all = np.arange(len(eval_set))[rank::world_size]
+    for k in range(0, len(rows_all), batch_size):
+        rows = rows_all[k : k + batch_size]
+        n = np.minimum(hist.lengths[rows], max_len)
+        starts = hist.offsets[rows + 1] - n
+        items, times = _gather(hist, starts, n)
+        yield EvalBatch(
+            items=_tensor(items),
+            timestamps=_tensor(times),
+            lengths=_tensor(n.astype(np.int64)),
+            targets=_tensor(eval_set.targets[rows].astype(np.int64)),
+            rows=_tensor(rows.astype(np.int64)),
+        )
+
+
+def to_device(batch: Batch | EvalBatch, device: torch.device | str, non_blocking: bool = False):
+    """The same batch with every tensor moved to ``device`` (None stays None)."""
+    from dataclasses import fields, replace
+
+    moved = {
+        f.name: (v.to(device, non_blocking=non_blocking) if v is not None else None)
+        for f in fields(batch)
+        for v in [getattr(batch, f.name)]
+    }
+    return replace(batch, **moved)

@@ -1,0 +1,157 @@
+"""What the CLI's ``fit``, ``predict``, ``report`` and ``demo`` call: tables in, answers out."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from recscale.errors import RecscaleError
+from recscale.scaling.fitting import FitResult, fit_law, holdout_check
+from recscale.scaling.laws import LAWS
+from recscale.scaling.report import LawReport, write_report
+from recscale.scaling.sweep import load_spec, read_results, run_sweep
+
+
+def fit_summary(fit: FitResult) -> dict[str, Any]:
+    """The parts of a fit a person reads (no bootstrap arrays)."""
+    return {
+        "law": fit.law.name,
+        "formula": fit.law.formula,
+        "metric": fit.metric,
+        "params": fit.params,
+        "ci": {k: list(v) for k, v in fit.ci.items()},
+        "level": fit.level,
+        "r2": fit.r2,
+        "rmse": fit.rmse,
+        "fitted_runs": fit.runs,
+    }
+
+
+def fit_results(
+    results: str | Path,
+    *,
+    law: str,
+    metric: str,
+    holdout: str | None = None,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Fit ``law`` to ``metric``; with ``holdout``, score the predictions of the held-out runs."""
+    table = read_results(results)
+    _require_column(table, metric)
+    if holdout is None:
+        return fit_summary(fit_law(LAWS.get(law), table, metric=metric, n_boot=n_boot, seed=seed))
+    spec: str | list[str] = holdout if ":" in holdout else [h.strip() for h in holdout.split(",")]
+    check = holdout_check(LAWS.get(law), table, spec, metric=metric, n_boot=n_boot, seed=seed)
+    rows = [row.to_dict() for row in check.rows]
+    return {
+        **fit_summary(check.fit),
+        "holdout": rows,
+        "max_abs_rel_error": max((abs(r["rel_error"]) for r in rows), default=None),
+    }
+
+
+def predict_point(
+    results: str | Path,
+    *,
+    law: str,
+    metric: str,
+    point: dict[str, float],
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Fit on every run, then predict ``metric`` at ``point`` with a prediction interval."""
+    table = read_results(results)
+    _require_column(table, metric)
+    the_law = LAWS.get(law)
+    missing = [c for c in the_law.inputs if c not in point]
+    if missing:
+        raise RecscaleError(
+            f"law {law} needs {', '.join(the_law.inputs)}; missing: {', '.join(missing)}"
+        )
+    fit = fit_law(the_law, table, metric=metric, n_boot=n_boot, seed=seed)
+    pred = fit.predict(kind="prediction", **{k: [point[k]] for k in the_law.inputs})
+    return {
+        "law": law,
+        "metric": metric,
+        "at": point,
+        "predicted": float(pred.value[0]),
+        "interval": [float(pred.lo[0]), float(pred.hi[0])],
+        "level": pred.level,
+        "fit_r2": fit.r2,
+        "fitted_runs": len(fit.runs),
+    }
+
+
+def report_sweep(
+    sweep_dir: str | Path, holdout: str | None = None, n_boot: int = 200
+) -> tuple[Path, Path]:
+    """Fit the sweep's laws (held-out runs predicted, not fitted) and write its report."""
+    sweep_dir = Path(sweep_dir)
+    spec_path = sweep_dir / "spec.yaml"
+    if not spec_path.is_file():
+        raise RecscaleError(f"{sweep_dir} is not a sweep directory (no spec.yaml)")
+    spec, _ = load_spec(spec_path)
+    table = read_results(sweep_dir)
+    holdout = holdout or spec.holdout
+    fits: dict[str, LawReport] = {}
+    notes: dict[str, str] = {}
+    for entry in spec.laws:
+        law_name, _, metric = entry.partition(":")
+        law = LAWS.get(law_name)
+        metric = metric or law.default_metric
+        name = f"{law_name} on {metric}"
+        if metric not in table.columns or any(c not in table.columns for c in law.inputs):
+            notes[name] = "skipped: the results lack its columns"
+            continue
+        try:
+            if holdout and _distinct(table, law.inputs) > len(law.params) + _holdout_count(holdout):
+                fits[name] = LawReport.from_holdout(
+                    name, holdout_check(law, table, holdout, metric=metric, n_boot=n_boot)
+                )
+            else:
+                fits[name] = LawReport(name, fit_law(law, table, metric=metric, n_boot=n_boot))
+        except RecscaleError as err:
+            notes[name] = f"skipped: {err}"
+    (sweep_dir / "report_notes.json").write_text(json.dumps(notes, indent=1))
+    commands = (
+        [(sweep_dir / "command.txt").read_text().strip()]
+        if (sweep_dir / "command.txt").exists()
+        else []
+    )
+    commands.append(f"recscale report {sweep_dir}")
+    return write_report(
+        table,
+        fits,
+        sweep_dir / "report",
+        title=f"recscale scaling report: {spec.name}",
+        commands=commands,
+    )
+
+
+def demo(spec: str | Path, out: str | Path) -> Path:
+    """The main job: run a small sweep on real data, fit, predict the largest, report."""
+    result = run_sweep(spec, out_dir=out)
+    if result.failed:
+        raise RecscaleError(f"{len(result.failed)} demo runs failed: {result.failed}")
+    html, _ = report_sweep(out)
+    return html
+
+
+def _require_column(table: pl.DataFrame, metric: str) -> None:
+    if metric not in table.columns:
+        raise RecscaleError(
+            f"no column {metric!r} in the results; columns: {', '.join(table.columns)}"
+        )
+
+
+def _distinct(table: pl.DataFrame, columns: tuple[str, ...] | list[str]) -> int:
+    return table.select(list(columns)).unique().height
+
+
+def _holdout_count(holdout: str) -> int:
+    kind, _, k = holdout.partition(":")
+    return int(k) if kind in ("largest", "smallest") and k.isdigit() else len(holdout.split(","))

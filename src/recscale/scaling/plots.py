@@ -1,0 +1,374 @@
+"""Figures for the scaling report: fitted laws against measured runs.
+
+Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no global
+figure state; ``Figure.savefig`` renders with Agg). Create figures inside :func:`style` so
+fonts are readable at the size the report shows them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+
+import matplotlib
+import numpy as np
+import polars as pl
+from matplotlib.figure import Figure
+
+from recscale.scaling.fitting import FitResult, HoldoutRow
+
+STYLE = {
+    "font.size": 11,
+    "axes.titlesize": 12,
+    "axes.labelsize": 11,
+    "legend.fontsize": 9.5,
+    "xtick.labelsize": 10,
+    "ytick.labelsize": 10,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "legend.framealpha": 0.9,
+}
+FIT_COLOR, HOLD_COLOR, PRED_COLOR = "#1f5fbf", "#d1495b", "#2a9d8f"
+
+AXIS_LABELS = {
+    "non_embedding_params": "non-embedding parameters N",
+    "tokens": "training tokens D (item positions seen)",
+    "compute": "training compute C (FLOPs)",
+    "layers": "layers (blocks)",
+    "dim": "embedding dim h",
+}
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    with matplotlib.rc_context(STYLE):
+        yield
+
+
+def metric_label(metric: str) -> str:
+    if metric == "loss":
+        return "test loss (full-softmax CE, nats)"
+    if metric.startswith(("hr@", "ndcg@")):
+        name, k = metric.split("@")
+        return f"{name.upper()}@{k} (test, fraction)"
+    return metric.upper() if metric == "mrr" else metric
+
+
+def _figure(ncols: int = 1, width: float = 7.2, height: float = 4.4) -> tuple[Figure, list]:
+    fig = Figure(figsize=(width * ncols if ncols > 1 else width, height), layout="constrained")
+    axes = fig.subplots(1, ncols, squeeze=False)[0]
+    return fig, list(axes)
+
+
+def _palette(n: int) -> list:
+    cmap = matplotlib.colormaps["viridis" if n > 4 else "tab10"]
+    return [cmap(i / max(n - 1, 1) * 0.9) if n > 4 else cmap(i) for i in range(n)]
+
+
+def _fmt_si(v: float) -> str:
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{unit}"
+    return f"{v:.3g}"
+
+
+def plot_one_input_law(
+    fit: FitResult, holdout: Sequence[HoldoutRow] = (), *, title: str = ""
+) -> Figure:
+    """A law of one input (power_n, power_d, log_compute): points, curve, band, held-out runs."""
+    fig, (ax,) = _figure()
+    x, y = fit.x[:, 0], fit.y
+    held_x = []
+    held = [h for h in holdout if np.isfinite(h.measured) and fit.law.inputs[0] in h.inputs]
+    if held:
+        held_x = [_holdout_input(fit, h) for h in held]
+    lo_x = min([*x, *held_x]) / 1.6
+    hi_x = max([*x, *held_x]) * 1.6
+    grid = np.geomspace(lo_x, hi_x, 200)
+    band = fit.predict(grid[:, None])
+    pct = round(100 * fit.level)
+    ax.fill_between(
+        grid, band.lo, band.hi, color=FIT_COLOR, alpha=0.18, lw=0, label=f"{pct}% bootstrap band"
+    )
+    ax.plot(grid, band.value, color=FIT_COLOR, lw=2, label=f"fit ({fit.law.name}), R²={fit.r2:.3f}")
+    ax.scatter(
+        x,
+        y,
+        s=46,
+        color=FIT_COLOR,
+        edgecolor="white",
+        zorder=3,
+        label=f"measured, used in fit ({len(y)})",
+    )
+    if held:
+        hx = np.array(held_x)
+        pred = np.array([h.predicted for h in held])
+        err = np.array([[h.predicted - h.lo for h in held], [h.hi - h.predicted for h in held]])
+        ax.errorbar(
+            hx,
+            pred,
+            yerr=np.maximum(err, 0),
+            fmt="D",
+            ms=7,
+            color=PRED_COLOR,
+            ecolor=PRED_COLOR,
+            capsize=5,
+            lw=1.5,
+            zorder=4,
+            label="predicted for held-out run (interval)",
+        )
+        ax.scatter(
+            hx,
+            [h.measured for h in held],
+            s=80,
+            marker="s",
+            facecolor="none",
+            edgecolor=HOLD_COLOR,
+            lw=2,
+            zorder=5,
+            label="measured, held out",
+        )
+        for xi, h in zip(hx, held, strict=True):
+            ax.annotate(
+                f"{100 * h.rel_error:+.1f}%",
+                (xi, max(h.measured, h.hi)),
+                textcoords="offset points",
+                xytext=(0, 8),
+                ha="center",
+                fontsize=9,
+                color=HOLD_COLOR,
+            )
+    ax.set_xscale("log")
+    ax.set_xlabel(AXIS_LABELS.get(fit.law.inputs[0], fit.law.inputs[0]))
+    ax.set_ylabel(metric_label(fit.metric))
+    ax.set_title(title or f"{metric_label(fit.metric)} vs {fit.law.inputs[0]}")
+    ax.legend(loc="best")
+    return fig
+
+
+def _holdout_input(fit: FitResult, h: HoldoutRow) -> float:
+    return float(h.inputs.get(fit.law.inputs[0], np.nan))
+
+
+def plot_data_scaling(
+    results: pl.DataFrame, fits: Sequence[FitResult] = (), metric: str = "loss"
+) -> Figure:
+    """Loss vs training tokens, one colour per model size trained at several data sizes.
+
+    Sizes measured at one data size only are grey dots; the fitted joint law is drawn at each
+    coloured size, a power_d fit as one dashed curve.
+    """
+    fig, (ax,) = _figure(width=8.2)
+    table = results.filter(pl.col(metric).is_not_null()).sort("tokens")
+    counts = table.group_by("non_embedding_params").agg(pl.col("tokens").n_unique().alias("k"))
+    sizes = sorted(counts.filter(pl.col("k") > 1)["non_embedding_params"].to_list())
+    if len(sizes) > 8:  # keep the legend readable: eight sizes spread over the range
+        sizes = [sizes[i] for i in np.linspace(0, len(sizes) - 1, 8).round().astype(int)]
+    others = table.filter(~pl.col("non_embedding_params").is_in(sizes))
+    if others.height:
+        ax.scatter(
+            others["tokens"],
+            others[metric],
+            s=18,
+            color="#9aa3ad",
+            zorder=2,
+            label=f"other sizes ({others.height} runs)",
+        )
+    grid = np.geomspace(table["tokens"].min() / 1.5, table["tokens"].max() * 1.5, 200)
+    joint = next((f for f in fits if f.law.name == "joint"), None)
+    for size, color in zip(sizes, _palette(len(sizes)), strict=True):
+        part = table.filter(pl.col("non_embedding_params") == size)
+        ax.plot(
+            part["tokens"],
+            part[metric],
+            "o",
+            color=color,
+            ms=7,
+            mec="white",
+            zorder=3,
+            label=f"N = {_fmt_si(size)}",
+        )
+        if joint is not None:
+            ax.plot(
+                grid,
+                joint.predict(np.stack([np.full_like(grid, size), grid], 1)).value,
+                "-",
+                color=color,
+                lw=1.5,
+                alpha=0.9,
+            )
+    for f in fits:
+        if f.law.name == "power_d":
+            band = f.predict(grid[:, None])
+            ax.fill_between(grid, band.lo, band.hi, color="grey", alpha=0.2, lw=0)
+            ax.plot(
+                grid, band.value, "--", color="black", lw=1.5, label=f"power_d fit, R²={f.r2:.3f}"
+            )
+    if joint is not None:
+        ax.plot([], [], "-", color="grey", label=f"joint L(N, D) fit\nR²={joint.r2:.3f}")
+    ax.set_xscale("log")
+    ax.set_xlabel(AXIS_LABELS["tokens"])
+    ax.set_ylabel(metric_label(metric))
+    ax.set_title("Data scaling: loss vs training tokens")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model size (measured)")
+    return fig
+
+
+def plot_compute_law(results: pl.DataFrame, fit: FitResult) -> Figure:
+    """A metric vs training compute with the log-linear law and its band, by backbone."""
+    fig, (ax,) = _figure()
+    grid = np.geomspace(fit.x[:, 0].min() / 1.6, fit.x[:, 0].max() * 1.6, 200)
+    band = fit.predict(grid[:, None])
+    ax.fill_between(
+        grid,
+        band.lo,
+        band.hi,
+        color=FIT_COLOR,
+        alpha=0.18,
+        lw=0,
+        label=f"{round(100 * fit.level)}% bootstrap band",
+    )
+    q, p = fit.params["q"], fit.params["p"]
+    ax.plot(
+        grid,
+        band.value,
+        color=FIT_COLOR,
+        lw=2,
+        label=f"{p:.3g} {'+' if q >= 0 else '−'} {abs(q):.3g}·ln C  (R²={fit.r2:.3f})",
+    )
+    used = set(fit.runs)
+    table = results.filter(pl.col(fit.metric).is_not_null())
+    if used and "run" in table.columns:
+        table = table.filter(pl.col("run").is_in(sorted(used)))
+    groups = table["backbone"].unique().sort().to_list() if "backbone" in table.columns else [""]
+    markers = "osD^vP*X"
+    for i, bb in enumerate(groups):
+        part = table.filter(pl.col("backbone") == bb) if bb else table
+        ax.scatter(
+            part["compute"],
+            part[fit.metric],
+            s=46,
+            marker=markers[i % len(markers)],
+            color=_palette(max(len(groups), 1))[i],
+            edgecolor="white",
+            zorder=3,
+            label=f"{bb} (measured)" if bb else "measured",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel(AXIS_LABELS["compute"])
+    ax.set_ylabel(metric_label(fit.metric))
+    ax.set_title(f"{metric_label(fit.metric).split(' (')[0]} vs training compute")
+    ax.legend(loc="best")
+    return fig
+
+
+def plot_performance_law(fit: FitResult) -> Figure:
+    """Measured vs predicted, and the fitted surface sliced along layers at each dim."""
+    fig, (ax1, ax2) = _figure(2, width=5.6, height=4.4)
+    pred = fit.law(fit.x, fit.theta)
+    lo, hi = min(pred.min(), fit.y.min()), max(pred.max(), fit.y.max())
+    pad = 0.05 * (hi - lo or 1.0)
+    ax1.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "--", color="grey", lw=1, label="y = x")
+    ax1.scatter(
+        pred,
+        fit.y,
+        s=40,
+        color=FIT_COLOR,
+        edgecolor="white",
+        zorder=3,
+        label=f"runs (R²={fit.r2:.3f})",
+    )
+    ax1.set_xlabel(f"predicted {metric_label(fit.metric).split(' (')[0]}")
+    ax1.set_ylabel(f"measured {metric_label(fit.metric).split(' (')[0]}")
+    ax1.set_title("Performance Law: measured vs predicted")
+    ax1.legend(loc="upper left")
+    # slices: rows of the largest data size (their tokens/ApEn fixed), one line per dim
+    x = fit.x
+    keep = (
+        np.all(x[:, 2:] == x[np.argmax(x[:, 2]), 2:], axis=1)
+        if x.shape[1] > 2
+        else np.ones(len(x), bool)
+    )
+    dims = np.unique(x[keep, 1])
+    colors = _palette(len(dims))
+    layers = np.linspace(x[keep, 0].min(), x[keep, 0].max(), 120)
+    for dim, color in zip(dims, colors, strict=True):
+        rows = keep & (x[:, 1] == dim)
+        ax2.plot(x[rows, 0], fit.y[rows], "o", color=color, ms=6, mec="white")
+        base = np.tile(x[np.argmax(rows)], (len(layers), 1))
+        base[:, 0] = layers
+        ax2.plot(layers, fit.law(base, fit.theta), "-", color=color, lw=1.6, label=f"h = {dim:g}")
+    ax2.set_xlabel(AXIS_LABELS["layers"])
+    ax2.set_ylabel(metric_label(fit.metric))
+    ax2.set_title("Fitted surface along layers (dots: measured)")
+    ax2.legend(loc="best", title="embedding dim", ncols=2 if len(dims) > 4 else 1)
+    return fig
+
+
+def plot_cross_backbone(results: pl.DataFrame, metrics: Sequence[str]) -> Figure:
+    """Each metric vs layers, one line per backbone (mean over seeds at the full data size).
+
+    A backbone swept over several widths is drawn at the width with the longest layer ladder
+    (ties: the wider), so each line changes depth only.
+    """
+    metrics = [m for m in metrics if m in results.columns]
+    fig, axes = _figure(len(metrics), width=4.0, height=3.9)
+    table = results
+    if "data_fraction" in table.columns and table["data_fraction"].n_unique() > 1:
+        table = table.filter(pl.col("data_fraction") == table["data_fraction"].max())
+    backbones = table["backbone"].unique().sort().to_list()
+    ladders = {}
+    for bb in backbones:
+        part = table.filter(pl.col("backbone") == bb)
+        if "dim" in part.columns:
+            widths = part.group_by("dim").agg(pl.col("layers").n_unique().alias("k"))
+            dim = widths.sort(["k", "dim"], descending=True)["dim"][0]
+            ladders[bb] = (part.filter(pl.col("dim") == dim), f"{bb} (h = {dim})")
+        else:
+            ladders[bb] = (part, bb)
+    colors = _palette(len(backbones))
+    markers = "osD^vP*X"
+    for ax, metric in zip(axes, metrics, strict=True):
+        for i, (bb, color) in enumerate(zip(backbones, colors, strict=True)):
+            part, label = ladders[bb]
+            agg = (
+                part.filter(pl.col(metric).is_not_null())
+                .group_by("layers")
+                .agg(pl.col(metric).mean())
+                .sort("layers")
+            )
+            ax.plot(
+                agg["layers"],
+                agg[metric],
+                marker=markers[i % len(markers)],
+                color=color,
+                lw=1.8,
+                ms=6,
+                label=label,
+            )
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.set_xlabel(AXIS_LABELS["layers"])
+        ax.set_ylabel(metric_label(metric))
+        ax.set_title(f"{metric_label(metric).split(' (')[0]} by backbone")
+        ax.legend(loc="best", title="backbone")
+    return fig
+
+
+def plot_frontier(fit: FitResult, budgets: np.ndarray) -> Figure:
+    """Compute-optimal N and D under C = 6·N·D from the fitted joint law."""
+    from recscale.scaling.fitting import compute_optimal
+
+    best = compute_optimal(fit, budgets)
+    fig, (ax,) = _figure()
+    ax.plot(best.compute, best.params, "-", color=FIT_COLOR, lw=2, label="optimal N (params)")
+    ax.plot(best.compute, best.tokens, "-", color=HOLD_COLOR, lw=2, label="optimal D (tokens)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(AXIS_LABELS["compute"])
+    ax.set_ylabel("count (parameters or tokens)")
+    ax.set_title("Compute-optimal allocation under C = 6·N·D (joint law)")
+    ax.legend(loc="upper left")
+    return fig

@@ -1,0 +1,112 @@
+"""Batches: contract windows, padding to the batch's longest, determinism, exact sharding."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recscale.data.batching import eval_batches, to_device, train_batches
+from recscale.data.splits import leave_one_out
+
+from .conftest import make_dataset
+
+
+def reference_window(seq, max_len):
+    window = seq[-(max_len + 1) :]
+    return window[:-1], window[1:]
+
+
+def check_train(ds, max_len, batch_size, seed=0, epoch=0, world_size=1):
+    seen = []
+    counts = []
+    for rank in range(world_size):
+        batches = list(train_batches(ds, max_len, batch_size, seed, epoch, rank, world_size))
+        counts.append(len(batches))
+        for b in batches:
+            assert b.items.dtype == torch.long and b.items.shape == b.targets.shape
+            assert b.items.shape[0] <= batch_size
+            if len(b.lengths):
+                assert b.items.shape[1] == max(int(b.lengths.max()), 1)  # padded to the longest
+            for row in range(len(b.lengths)):
+                n = int(b.lengths[row])
+                items, targets = b.items[row, :n].numpy(), b.targets[row, :n].numpy()
+                # Timestamps encode the user (see ``timed``).
+                user = int(b.timestamps[row, 0]) // 1000
+                ref_i, ref_t = reference_window(ds.sequence(user), max_len)
+                assert np.array_equal(items, ref_i) and np.array_equal(targets, ref_t)
+                assert (b.items[row, n:] == 0).all() and (b.targets[row, n:] == 0).all()
+                seen.append(user)
+    return seen, counts
+
+
+def timed(seqs):
+    # Timestamps encode the user (1000 * u + position) so tests can find rows' users.
+    return make_dataset(seqs, [[1000 * u + k for k in range(len(s))] for u, s in enumerate(seqs)])
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seqs=st.lists(st.lists(st.integers(1, 9), min_size=0, max_size=15), min_size=1, max_size=30),
+    max_len=st.integers(1, 6),
+    batch_size=st.integers(1, 7),
+    world_size=st.integers(1, 3),
+)
+def test_train_batches_partition_users_exactly(seqs, max_len, batch_size, world_size):
+    ds = timed(seqs)
+    seen, counts = check_train(ds, max_len, batch_size, world_size=world_size)
+    assert sorted(seen) == np.flatnonzero(ds.lengths >= 2).tolist()
+    assert len(set(counts)) == 1  # every rank takes the same number of steps
+
+
+def test_deterministic_per_seed_and_epoch():
+    ds = timed([[1, 2, 3]] * 50)
+
+    def order(seed, epoch):
+        return [
+            int(t) // 1000 for b in train_batches(ds, 5, 8, seed, epoch) for t in b.timestamps[:, 0]
+        ]
+
+    assert order(1, 0) == order(1, 0)
+    assert order(1, 0) != order(1, 1) and order(1, 0) != order(2, 0)
+
+
+def test_eval_batches_windows_and_rows():
+    ds = make_dataset([[1, 2, 3, 4, 5, 6], [7, 8, 9], [1, 3]])
+    split = leave_one_out(ds)
+    batches = list(eval_batches(split.test, max_len=3, batch_size=1))
+    assert [b.rows.tolist() for b in batches] == [[0], [1]]
+    assert batches[0].items.tolist() == [[3, 4, 5]] and batches[0].targets.tolist() == [6]
+    assert batches[1].items.tolist() == [[7, 8]] and batches[1].lengths.tolist() == [2]
+    assert batches[0].timestamps is None
+    both = list(eval_batches(split.test, max_len=10, batch_size=8))
+    assert both[0].items.tolist() == [[1, 2, 3, 4, 5], [7, 8, 0, 0, 0]]
+    sharded = [b.rows.tolist() for r in range(2) for b in eval_batches(split.test, 10, 8, r, 2)]
+    assert sorted(r for rows in sharded for r in rows) == [0, 1]
+
+
+def test_to_device_keeps_fields():
+    ds = timed([[1, 2, 3], [4, 5]])
+    batch = next(train_batches(ds, 5, 4, 0, 0))
+    moved = to_device(batch, "cpu")
+    assert torch.equal(moved.items, batch.items) and torch.equal(moved.timestamps, batch.timestamps)
+    split = leave_one_out(make_dataset([[1, 2, 3]]))
+    eb = to_device(next(eval_batches(split.test, 5, 4)), torch.device("cpu"))
+    assert eb.timestamps is None and eb.targets.tolist() == [3]
+
+
+def test_accumulation_and_ranks_compose():
+    ds = timed([[1, 2, 3]] * 37)
+
+    def users(batch_size, rank=0, world_size=1):
+        return [
+            [int(t) // 1000 for t in b.timestamps[:, 0]]
+            for b in train_batches(ds, 5, batch_size, 3, 1, rank, world_size)
+        ]
+
+    big, small = users(8), users(4)
+    assert [a + b for a, b in zip(small[::2], small[1::2], strict=False)] == big[: len(small) // 2]
+    r0, r1 = users(4, 0, 2), users(4, 1, 2)
+    assert len(r0) == len(r1) == len(big)
+    assert [sorted(a + b) for a, b in zip(r0, r1, strict=True)] == [sorted(x) for x in big]

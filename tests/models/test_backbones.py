@@ -1,0 +1,170 @@
+"""The encoder contract, for every backbone and every HSTU switch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from recscale.models import SequenceRecommender, build_model
+from tests.models.model_cases import NUM_ITEMS, VARIANTS, config, random_batch
+
+NAMES = sorted(VARIANTS)
+
+
+def _model(name: str, seed: int = 0, **overrides) -> SequenceRecommender:
+    torch.manual_seed(seed)
+    return build_model(config(name, **overrides), NUM_ITEMS).eval()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_causal(name: str) -> None:
+    model = _model(name)
+    items, ts, lengths = random_batch(2, 8, [8, 8])
+    with torch.no_grad():
+        base = model.encode(items, ts, lengths)
+        for t in range(8):
+            changed = items.clone()
+            changed[:, t] = changed[:, t] % NUM_ITEMS + 1
+            out = model.encode(changed, ts, lengths)
+            torch.testing.assert_close(out[:, :t], base[:, :t], rtol=0, atol=1e-6)
+            assert not torch.allclose(out[:, t], base[:, t]), "the changed position must change"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_padding_invariant(name: str) -> None:
+    model = _model(name)
+    items, ts, lengths = random_batch(3, 6, [6, 3, 1])
+    with torch.no_grad():
+        short = model.encode(items, ts, lengths)
+        long = model.encode(F.pad(items, (0, 5)), F.pad(ts, (0, 5)), lengths)
+    valid = items != 0
+    torch.testing.assert_close(long[:, :6][valid], short[valid], rtol=1e-5, atol=1e-5)
+    assert long[:, 6:].abs().max() == 0 and short[~valid].abs().max() == 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_batch_invariant(name: str) -> None:
+    model = _model(name)
+    items, ts, lengths = random_batch(3, 7, [7, 4, 2], seed=1)
+    with torch.no_grad():
+        together = model.encode(items, ts, lengths)
+        for b in range(3):
+            alone = model.encode(items[b : b + 1], ts[b : b + 1], lengths[b : b + 1])
+            torch.testing.assert_close(alone[0], together[b], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gpt", "llama", "hstu", "hstu-llama"])
+def test_deterministic_with_seed(name: str) -> None:
+    items, ts, lengths = random_batch(2, 8, [8, 5])
+    outs = []
+    for _ in range(2):
+        model = _model(name, seed=7, dropout=0.3, emb_dropout=0.3).train()
+        torch.manual_seed(11)
+        outs.append(model.encode(items, ts, lengths))
+    torch.testing.assert_close(outs[0], outs[1], rtol=0, atol=0)
+    other = _model(name, seed=8).train()
+    torch.manual_seed(11)
+    assert not torch.allclose(other.encode(items, ts, lengths), outs[0])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradients_reach_every_parameter(name: str) -> None:
+    model = _model(name).train()
+    items, ts, lengths = random_batch(3, 8, [8, 6, 3], seed=2)
+    hidden = model.encode(items, ts, lengths)
+    logits = model.logits(hidden)
+    targets = torch.roll(items, -1, dims=1)
+    F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=0).backward()
+    for pname, param in model.named_parameters():
+        assert param.grad is not None, pname
+        assert param.grad.abs().sum() > 0, pname
+
+
+def test_scoring_contract() -> None:
+    model = _model("hstu-untied-cosine")
+    items, ts, lengths = random_batch(2, 5, [5, 2])
+    hidden = model.encode(items, ts, lengths)
+    query = model.query_vectors(hidden)
+    valid = items != 0
+    torch.testing.assert_close(query.norm(dim=-1)[valid], torch.ones(7))
+    table = model.item_vectors()
+    assert table.shape == (NUM_ITEMS + 1, 16)
+    assert table[0].abs().max() == 0  # padding row
+    torch.testing.assert_close(table[1:].norm(dim=-1), torch.ones(NUM_ITEMS))
+    ids = torch.tensor([[3, 4], [5, 6]])
+    torch.testing.assert_close(model.item_vectors(ids), table[ids])
+    assert model.temperature == 0.05
+    logits = model.logits(hidden)
+    torch.testing.assert_close(logits, query @ table.T / 0.05)
+    torch.testing.assert_close(
+        model.logits(hidden[:, -1], ids), logits[:, -1].gather(1, ids), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_tied_table_is_shared() -> None:
+    model = _model("hstu")
+    assert model.out_emb is None
+    assert model.item_vectors().data_ptr() == model.item_emb.weight.data_ptr()
+
+
+def test_side_features_are_summed_into_items() -> None:
+    model = _model("sasrec", num_item_features=5)
+    items, ts, lengths = random_batch(2, 4, [4, 4])
+    features = torch.randint(0, 6, (2, 4, 3))
+    with torch.no_grad():
+        plain = model.encode(items, ts, lengths)
+        with_f = model.encode(items, ts, lengths, item_features=features)
+        none = model.encode(items, ts, lengths, item_features=torch.zeros_like(features))
+    torch.testing.assert_close(none, plain)
+    assert not torch.allclose(with_f, plain)
+    with pytest.raises(ValueError, match="num_item_features"):
+        _model("hstu").encode(items, ts, lengths, item_features=features)
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gpt", "llama", "hstu"])
+def test_longer_than_max_len_is_refused(name: str) -> None:
+    items, ts, lengths = random_batch(1, 13, [13])
+    with pytest.raises(ValueError, match="max_len"):
+        _model(name).encode(items, ts, lengths)
+
+
+def test_layer_dropout_schedule_reaches_the_blocks() -> None:
+    model = _model("gpt", layers=3, layer_dropout="linear", dropout_first=0.3, dropout_last=0.1)
+    rates = [block.drop.p for block in model.encoder.blocks]
+    assert rates == pytest.approx([0.3, 0.2, 0.1])
+    hstu = _model("hstu", layers=2, layer_dropout="linear", dropout_first=0.4, dropout_last=0.0)
+    assert [layer.drop.p for layer in hstu.encoder.layers] == pytest.approx([0.4, 0.0])
+
+
+def test_lengths_default_to_nonzero_count() -> None:
+    model = _model("hstu")
+    items, ts, lengths = random_batch(2, 6, [6, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(items, ts), model.encode(items, ts, lengths))
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gpt", "llama", "hstu", "hstu-rope"])
+def test_meta_build_then_load_state_dict(name: str) -> None:
+    """A model built on the meta device, materialised and loaded, computes the same outputs."""
+    model = _model(name)
+    with torch.device("meta"):
+        shell = build_model(model.cfg, NUM_ITEMS)
+    shell = shell.to_empty(device="cpu").eval()
+    shell.load_state_dict(model.state_dict())
+    items, ts, lengths = random_batch(2, 6, [6, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(
+            shell.encode(items, ts, lengths), model.encode(items, ts, lengths)
+        )
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gpt", "llama", "hstu", "hstu-softmax-llama-rope"])
+def test_bf16_autocast_runs(name: str) -> None:
+    model = _model(name).train()
+    items, ts, lengths = random_batch(2, 6, [6, 3])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        hidden = model.encode(items, ts, lengths)
+        loss = model.logits(hidden).float().logsumexp(-1).mean()
+    loss.backward()
+    assert torch.isfinite(loss)

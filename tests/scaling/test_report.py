@@ -1,0 +1,169 @@
+"""The report renders from synthetic results: files, embedded images, tables, commands."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recscale.scaling.fitting import fit_law, holdout_check
+from recscale.scaling.laws import LAWS
+from recscale.scaling.report import LawReport, write_report
+
+METRIC_KS = (1, 5, 10, 20, 50, 100, 200)
+PL_TRUTH = np.array([0.6, 0.4, 2.0, 0.9, -0.25, -0.17, 0.5])
+
+
+def synthetic_results(seed: int = 0) -> pl.DataFrame:
+    """A results table in the sweep's contract, drawn from known laws with noise."""
+    rng = np.random.default_rng(seed)
+    joint = LAWS.get("joint")
+    perf = LAWS.get("performance_law")
+    rows = []
+
+    def add(backbone: str, layers: int, dim: int, frac: float, hr_shift: float = 0.0) -> None:
+        n = 12 * layers * dim**2
+        tokens = frac * 1e8
+        loss = joint(np.array([[n, tokens]]), np.array([4.0, 20.0, 0.3, 100.0, 0.3]))[0]
+        hr10 = perf(np.array([[layers, dim]]), PL_TRUTH)[0] + 0.25 + hr_shift
+        hr10 += 0.01 * np.log(frac) + rng.normal(0, 0.002)
+        row = {
+            "run": f"{backbone}-l{layers}-d{dim}-f{frac:g}",
+            "backbone": backbone,
+            "layers": layers,
+            "dim": dim,
+            "heads": 1,
+            "max_len": 200,
+            "data_fraction": frac,
+            "seed": 0,
+            "non_embedding_params": n,
+            "embedding_params": 3417 * dim,
+            "flops_per_token": 6 * n,
+            "tokens": tokens,
+            "compute": 6 * n * tokens,
+            "apen": 1.8,
+            "protocol": "full-exclude_history",
+            "loss": loss + rng.normal(0, 0.004),
+            "mrr": hr10 / 2.5,
+            "wall_time_s": n / 1e4,
+            "status": "ok",
+        }
+        for k in METRIC_KS:
+            row[f"hr@{k}"] = min(1.0, hr10 * (k / 10) ** 0.35)
+            row[f"ndcg@{k}"] = row[f"hr@{k}"] * 0.55
+        rows.append(row)
+
+    for layers in (4, 8, 12, 16, 24, 32):
+        for dim in (25, 50, 75, 100):
+            add("hstu", layers, dim, 1.0)
+    for frac in (0.1, 0.25, 0.5):
+        for layers, dim in ((4, 50), (16, 100)):
+            add("hstu", layers, dim, frac)
+    for layers in (4, 8, 16, 32):
+        add("sasrec", layers, 50, 1.0, hr_shift=-0.02 - 0.001 * layers)
+    return pl.DataFrame(rows)
+
+
+def synthetic_fits(results: pl.DataFrame, n_boot: int = 40) -> dict[str, LawReport]:
+    hstu = results.filter(pl.col("backbone") == "hstu")
+    full = hstu.filter(pl.col("data_fraction") == 1.0)
+    ladder = full.filter(pl.col("dim") == 50)  # one width: a clean N ladder, 6 sizes
+    fits = {
+        "loss vs params (HSTU, h = 50)": LawReport.from_holdout(
+            "loss vs params (HSTU, h = 50)",
+            holdout_check("power_n", ladder, "largest:2", n_boot=n_boot),
+        ),
+        "joint": LawReport(
+            "loss vs params and tokens (HSTU)", fit_law("joint", hstu, n_boot=n_boot)
+        ),
+        "hr10 compute": LawReport(
+            "HR@10 vs compute (HSTU)", fit_law("log_compute", full, metric="hr@10", n_boot=n_boot)
+        ),
+        "pl hr": LawReport(
+            "Performance Law, HR@10 (HSTU)",
+            fit_law("performance_law", full, metric="hr@10", n_boot=n_boot),
+        ),
+        "pl ndcg": LawReport(
+            "Performance Law, NDCG@10 (HSTU)",
+            fit_law("performance_law", full, metric="ndcg@10", n_boot=n_boot),
+        ),
+    }
+    return fits
+
+
+COMMANDS = ["recscale sweep configs/sweeps/demo.yaml --out runs/demo", "recscale report runs/demo"]
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory: pytest.TempPathFactory):
+    results = synthetic_results()
+    fits = synthetic_fits(results)
+    out = tmp_path_factory.mktemp("report")
+    html_path, md_path = write_report(
+        results, fits, out, title="Synthetic scaling study", commands=COMMANDS
+    )
+    return out, html_path, md_path, fits
+
+
+def test_report_files_exist_and_html_is_self_contained(rendered):
+    out, html_path, md_path, _ = rendered
+    assert html_path.exists() and md_path.exists() and (out / "fits.json").exists()
+    page = html_path.read_text()
+    images = re.findall(r"src='data:image/png;base64,([A-Za-z0-9+/=]+)'", page)
+    assert len(images) >= 7  # power_n, data, compute, 2 performance-law, backbones, frontier
+    assert not re.search(r"(src|href)=['\"](?!data:)", page), "external asset referenced"
+    assert "<table>" in page and "Fitted parameters" in page and "Held-out predictions" in page
+    for command in COMMANDS:
+        assert command in page
+
+
+def test_markdown_twin_references_pngs_beside_it(rendered):
+    out, _, md_path, _ = rendered
+    md = md_path.read_text()
+    pngs = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", md)
+    assert pngs and all((out / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    assert "| held-out run |" in md.replace("fit | metric | ", "")
+    assert "```sh" in md and COMMANDS[0] in md
+
+
+def test_tables_carry_runs_params_and_holdout(rendered):
+    _, html_path, _, fits = rendered
+    page = html_path.read_text()
+    assert "hstu-l32-d50-f1" in page  # a held-out run in the holdout and runs tables
+    rep = fits["loss vs params (HSTU, h = 50)"]
+    assert [h.run for h in rep.holdout] == ["hstu-l24-d50-f1", "hstu-l32-d50-f1"]
+    assert all(abs(h.rel_error) < 0.02 for h in rep.holdout)
+    assert "R²" in page and "bootstrap CI" in page
+
+
+def test_fits_json_round_trips(rendered):
+    out, _, _, fits = rendered
+    records = json.loads((out / "fits.json").read_text())
+    back = [LawReport.from_dict(r) for r in records]
+    assert [b.name for b in back] == [f.name for f in fits.values()]
+    assert back[0].holdout == fits["loss vs params (HSTU, h = 50)"].holdout
+    assert back[2].fit.params == fits["hr10 compute"].fit.params
+
+
+def test_report_without_fits_or_extra_columns(tmp_path):
+    results = synthetic_results().filter(
+        pl.col("backbone") == "hstu", pl.col("data_fraction") == 1.0
+    )
+    html_path, md_path = write_report(results.drop("status"), {}, tmp_path)
+    assert "Runs" in html_path.read_text() and md_path.exists()
+
+
+def test_performance_law_with_data_size_plots(tmp_path):
+    law = LAWS.get("performance_law_data")
+    grid = [(n, h) for n in (4, 8, 16, 32) for h in (25, 50, 100)]
+    x = np.array([[n, h, f * 5e7, 1.5 + 0.2 * f] for f in (0.1, 0.5, 1.0) for n, h in grid])
+    y = law(x, np.array([0.6, 0.4, 0.9, -0.25, -0.17, 0.3, 0.2]))
+    fit = fit_law(law, x, y, n_boot=5)
+    results = pl.DataFrame(
+        {"run": [f"r{i}" for i in range(len(x))], "layers": x[:, 0], "dim": x[:, 1]}
+    )
+    html_path, _ = write_report(results, {"PL with data": fit}, tmp_path)
+    assert html_path.read_text().count("data:image/png;base64,") == 1
