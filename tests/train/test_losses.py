@@ -244,3 +244,15 @@ def test_bf16_autocast_keeps_loss_in_fp32():
             model, hidden.bfloat16(), targets, torch.Generator().manual_seed(0)
         )
     assert total.dtype == torch.float32
+
+
+def test_per_position_logits_dense_path_equals_gather_path():
+    model = TinyModel(num_items=50, dim=6)
+    query = torch.randn(7, 6, requires_grad=True)
+    negatives = torch.randint(1, 51, (7, 5))
+    dense = losses_mod.per_position_logits(model, query, negatives, dense=True)
+    gather = losses_mod.per_position_logits(model, query, negatives, dense=False)
+    torch.testing.assert_close(dense, gather)
+    (g_dense,) = torch.autograd.grad(dense.square().sum(), model.emb)
+    (g_gather,) = torch.autograd.grad(gather.square().sum(), model.emb)
+    torch.testing.assert_close(g_dense, g_gather)
