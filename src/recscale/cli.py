@@ -280,6 +280,37 @@ def evaluate(
 
 
 @app.command()
+def tasks(as_json: AsJson = False) -> None:
+    """The challenge tasks `recscale evaluate --task` runs, with their options."""
+    from recscale.eval.tasks import TASKS
+
+    rows = {
+        name: {
+            "description": TASKS.get(name).description,
+            "options": {
+                k: list(v) if isinstance(v, tuple) else v
+                for k, v in TASKS.get(name).defaults.items()
+            },
+        }
+        for name in TASKS
+    }
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title="challenge tasks (recscale evaluate RUN --task NAME --task-set k=v)")
+    for col in ("task", "what it measures", "options (defaults)"):
+        table.add_column(col)
+    for name, row in rows.items():
+        opts = ", ".join(f"{k}={_fmt_option(v)}" for k, v in row["options"].items())
+        table.add_row(name, row["description"], opts or "-")
+    console.print(table)
+
+
+def _fmt_option(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+@app.command()
 def recommend(
     run_dir: Path,
     user: Annotated[str, typer.Option(help="Raw user id, as in the source data")],
@@ -380,13 +411,18 @@ def predict(
 def report(
     sweep_dir: Path,
     holdout: Annotated[
-        str, typer.Option(help="Which runs the laws predict instead of fit")
-    ] = "largest:1",
+        str | None,
+        typer.Option(help="Which runs the laws predict instead of fit (default: the spec's)"),
+    ] = None,
+    task: Annotated[
+        list[str] | None,
+        typer.Option("--task", help="Also evaluate every run on this challenge task"),
+    ] = None,
 ) -> None:
     """Write the sweep's HTML report (plots embedded) and its Markdown twin."""
     from recscale.scaling.api import report_sweep
 
-    html, md = report_sweep(sweep_dir, holdout=holdout)
+    html, md = report_sweep(sweep_dir, holdout=holdout, tasks=task)
     console.print(f"report: {html}\nmarkdown: {md}")
 
 

@@ -15,7 +15,7 @@ product can differ in the last bit, or by far more under TF32, and flip ties).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from typing import Any
 
@@ -72,14 +72,73 @@ def evaluate(
     ks = tuple(sorted(set(ks)))
     if not ks or ks[0] < 1:
         raise RecscaleError(f"metric cut-offs ks must be integers >= 1, got {list(ks)}")
+    names = list(rank_metrics(torch.ones(1, dtype=torch.long), ks))
+    sums = MetricSums().declare(names + (["loss"] if compute_loss else []))
+    batches = _scored_batches(
+        model,
+        eval_set,
+        protocol,
+        max_len,
+        batch_size,
+        device,
+        item_chunk,
+        rank,
+        world_size,
+        compute_loss,
+    )
+    for _, ranks, loss in batches:
+        sums.add_ranks(ranks, ks, mrr_cutoff)
+        if compute_loss:
+            sums.add("loss", loss)
+    return sums
+
+
+@torch.no_grad()
+def user_ranks(
+    model: Any,
+    eval_set: Any,
+    protocol: Protocol | str,
+    *,
+    max_len: int,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    item_chunk: int = DEFAULT_ITEM_CHUNK,
+    compute_loss: bool = False,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Per-row ranks (``int64 [U]``, in ``eval_set`` order) and, when asked, per-row
+    full-softmax losses: what group-wise metrics (popularity groups, history lengths) are
+    computed from, with exactly the ranking rules of :func:`evaluate`."""
+    protocol = parse_protocol(protocol)
+    ranks = np.zeros(len(eval_set), dtype=np.int64)
+    losses = np.zeros(len(eval_set), dtype=np.float64) if compute_loss else None
+    batches = _scored_batches(
+        model, eval_set, protocol, max_len, batch_size, device, item_chunk, 0, 1, compute_loss
+    )
+    for rows, batch_ranks, loss in batches:
+        ranks[rows] = batch_ranks.cpu().numpy()
+        if losses is not None:
+            losses[rows] = loss.double().cpu().numpy()
+    return ranks, losses
+
+
+def _scored_batches(
+    model: Any,
+    eval_set: Any,
+    protocol: Protocol,
+    max_len: int,
+    batch_size: int,
+    device: torch.device | str | None,
+    item_chunk: int,
+    rank: int,
+    world_size: int,
+    compute_loss: bool,
+) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor | None]]:
+    """``(rows, ranks [B], loss [B] | None)`` per batch of this rank's shard."""
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
     histories = eval_set.histories
     num_items = int(histories.num_items)
-
-    names = list(rank_metrics(torch.ones(1, dtype=torch.long), ks))
-    sums = MetricSums().declare(names + (["loss"] if compute_loss else []))
     was_training = model.training
     model.eval()
     try:
@@ -97,6 +156,7 @@ def evaluate(
                 query = model.query_vectors(h).float()
                 rows = batch.rows.cpu().numpy()
                 full = protocol.kind == "full"
+                ranks = loss = None
                 if full or compute_loss:
                     excluded = (
                         _excluded(histories, rows, items, targets, protocol) if full else None
@@ -113,12 +173,73 @@ def evaluate(
                     ranks = _sampled_ranks(
                         query, table.vectors, eval_set, rows, num_items, protocol
                     )
-                sums.add_ranks(ranks, ks, mrr_cutoff)
-                if compute_loss:
-                    sums.add("loss", loss)
+                yield rows, ranks, loss
     finally:
         model.train(was_training)
-    return sums
+
+
+@torch.no_grad()
+def top_items(
+    model: Any,
+    eval_set: Any,
+    *,
+    max_len: int,
+    k: int = 10,
+    batch_size: int = 256,
+    device: torch.device | str | None = None,
+    item_chunk: int = DEFAULT_ITEM_CHUNK,
+    exclude_history: bool = True,
+) -> np.ndarray:
+    """``int64 [U, k]`` the model's top-``k`` items per row, best first, never padding and,
+    by default, never an item of the row's history. Chunked over items like ranking."""
+    if device is None:
+        device = next(model.parameters()).device
+    device = torch.device(device)
+    histories = eval_set.histories
+    out = np.zeros((len(eval_set), k), dtype=np.int64)
+    was_training = model.training
+    model.eval()
+    try:
+        with _no_autocast(device):
+            table = _ItemTable(model.item_vectors().detach().float(), item_chunk, batch_size)
+        for batch in eval_batches(eval_set, max_len, batch_size):
+            lengths = batch.lengths.to(device)
+            timestamps = None if batch.timestamps is None else batch.timestamps.to(device)
+            hidden = model.encode(batch.items.to(device), timestamps, lengths)
+            rows = batch.rows.cpu().numpy()
+            with _no_autocast(device):
+                h = hidden[torch.arange(len(lengths), device=device), lengths - 1].float()
+                query = model.query_vectors(h).float()
+                masked = torch.zeros(len(rows), 1, dtype=torch.long, device=device)
+                if exclude_history:
+                    masked = torch.cat([masked, _padded_histories(histories, rows, device)], 1)
+                best_v = torch.full((len(rows), k), -torch.inf, device=device)
+                best_i = torch.zeros((len(rows), k), dtype=torch.long, device=device)
+                row_index = torch.arange(len(rows), device=device).unsqueeze(1)
+                for lo, hi, block in table.chunks:
+                    scores = (query @ block.T)[:, : hi - lo]
+                    local = masked - lo
+                    inside = (local >= 0) & (local < hi - lo)
+                    scores[row_index.expand_as(local)[inside], local[inside]] = -torch.inf
+                    values = torch.cat([best_v, scores], 1)
+                    ids = torch.cat(
+                        [best_i, torch.arange(lo, hi, device=device).expand_as(scores)], 1
+                    )
+                    best_v, pos = values.topk(k, dim=1)
+                    best_i = ids.gather(1, pos)
+            out[rows] = best_i.cpu().numpy()
+    finally:
+        model.train(was_training)
+    return out
+
+
+def _padded_histories(histories: Any, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """``[B, longest]`` the rows' whole histories, right-padded with 0."""
+    seqs = [histories.sequence(int(r)) for r in rows]
+    padded = np.zeros((len(seqs), max((len(s) for s in seqs), default=0)), dtype=np.int64)
+    for i, s in enumerate(seqs):
+        padded[i, : len(s)] = s
+    return torch.from_numpy(padded).to(device)
 
 
 class _ItemTable:
@@ -196,15 +317,8 @@ def _excluded(
     excluded = torch.stack([torch.zeros_like(targets), targets], dim=1)
     if not protocol.exclude_history:
         return excluded
-    if protocol.window_only:
-        hist = window
-    else:
-        seqs = [histories.sequence(int(r)) for r in rows]
-        width = max((len(s) for s in seqs), default=0)
-        padded = np.zeros((len(seqs), width), dtype=np.int64)
-        for i, s in enumerate(seqs):
-            padded[i, : len(s)] = s
-        hist = torch.from_numpy(padded).to(targets.device)
+    window_only = protocol.window_only
+    hist = window if window_only else _padded_histories(histories, rows, targets.device)
     # The target stays a candidate even when consumed before: it is what is being ranked.
     # (It is in ``excluded`` already, which only keeps it from beating itself.)
     hist = torch.where(hist == targets.unsqueeze(1), torch.zeros_like(hist), hist)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -86,10 +87,33 @@ def predict_point(
     }
 
 
+def sweep_tasks(
+    sweep_dir: str | Path, table: pl.DataFrame, tasks: Sequence[str]
+) -> dict[str, list[tuple[str, float, dict[str, dict]]]]:
+    """Each finished run's challenge-task results (computed once, then read from
+    ``runs/<run>/tasks/<task>.json``), ready for the report."""
+    from recscale.eval.tasks import flatten_result, run_task
+
+    out: dict[str, list[tuple[str, float, dict[str, dict]]]] = {}
+    for task in tasks:
+        points = []
+        for run, params in table.select("run", "non_embedding_params").iter_rows():
+            run_dir = Path(sweep_dir) / "runs" / run
+            saved = run_dir / "tasks" / f"{task}.json"
+            result = json.loads(saved.read_text()) if saved.is_file() else run_task(run_dir, task)
+            points.append((run, float(params), flatten_result(result["result"])))
+        out[task] = points
+    return out
+
+
 def report_sweep(
-    sweep_dir: str | Path, holdout: str | None = None, n_boot: int = 200
+    sweep_dir: str | Path,
+    holdout: str | None = None,
+    n_boot: int = 200,
+    tasks: Sequence[str] | None = None,
 ) -> tuple[Path, Path]:
-    """Fit the sweep's laws (held-out runs predicted, not fitted) and write its report."""
+    """Fit the sweep's laws (held-out runs predicted, not fitted) and write its report,
+    with a section per challenge task (the spec's ``tasks`` plus ``tasks``)."""
     sweep_dir = Path(sweep_dir)
     spec_path = sweep_dir / "spec.yaml"
     if not spec_path.is_file():
@@ -123,12 +147,14 @@ def report_sweep(
         else []
     )
     commands.append(f"recscale report {sweep_dir}")
+    task_names = list(dict.fromkeys([*spec.tasks, *(tasks or [])]))
     return write_report(
         table,
         fits,
         sweep_dir / "report",
         title=f"recscale scaling report: {spec.name}",
         commands=commands,
+        tasks=sweep_tasks(sweep_dir, table, task_names) if task_names else None,
     )
 
 

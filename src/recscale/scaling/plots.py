@@ -80,10 +80,7 @@ def plot_one_input_law(
     """A law of one input (power_n, power_d, log_compute): points, curve, band, held-out runs."""
     fig, (ax,) = _figure()
     x, y = fit.x[:, 0], fit.y
-    held_x = []
-    held = [h for h in holdout if np.isfinite(h.measured) and fit.law.inputs[0] in h.inputs]
-    if held:
-        held_x = [_holdout_input(fit, h) for h in held]
+    held, held_x = _held_out(fit, holdout)
     lo_x = min([*x, *held_x]) / 1.6
     hi_x = max([*x, *held_x]) * 1.6
     grid = np.geomspace(lo_x, hi_x, 200)
@@ -102,50 +99,62 @@ def plot_one_input_law(
         zorder=3,
         label=f"measured, used in fit ({len(y)})",
     )
-    if held:
-        hx = np.array(held_x)
-        pred = np.array([h.predicted for h in held])
-        err = np.array([[h.predicted - h.lo for h in held], [h.hi - h.predicted for h in held]])
-        ax.errorbar(
-            hx,
-            pred,
-            yerr=np.maximum(err, 0),
-            fmt="D",
-            ms=7,
-            color=PRED_COLOR,
-            ecolor=PRED_COLOR,
-            capsize=5,
-            lw=1.5,
-            zorder=4,
-            label="predicted for held-out run (interval)",
-        )
-        ax.scatter(
-            hx,
-            [h.measured for h in held],
-            s=80,
-            marker="s",
-            facecolor="none",
-            edgecolor=HOLD_COLOR,
-            lw=2,
-            zorder=5,
-            label="measured, held out",
-        )
-        for xi, h in zip(hx, held, strict=True):
-            ax.annotate(
-                f"{100 * h.rel_error:+.1f}%",
-                (xi, max(h.measured, h.hi)),
-                textcoords="offset points",
-                xytext=(0, 8),
-                ha="center",
-                fontsize=9,
-                color=HOLD_COLOR,
-            )
+    _draw_holdout(ax, held, held_x)
     ax.set_xscale("log")
     ax.set_xlabel(AXIS_LABELS.get(fit.law.inputs[0], fit.law.inputs[0]))
     ax.set_ylabel(metric_label(fit.metric))
     ax.set_title(title or f"{metric_label(fit.metric)} vs {fit.law.inputs[0]}")
     ax.legend(loc="best")
     return fig
+
+
+def _held_out(fit: FitResult, holdout: Sequence[HoldoutRow]) -> tuple[list, list[float]]:
+    """Held-out rows with a measurement, and their position on the law's input axis."""
+    held = [h for h in holdout if np.isfinite(h.measured) and fit.law.inputs[0] in h.inputs]
+    return held, [_holdout_input(fit, h) for h in held]
+
+
+def _draw_holdout(ax, held: Sequence[HoldoutRow], held_x: Sequence[float]) -> None:
+    """Predictions (diamonds with intervals) beside what the held-out runs measured."""
+    if not held:
+        return
+    hx = np.array(held_x)
+    pred = np.array([h.predicted for h in held])
+    err = np.array([[h.predicted - h.lo for h in held], [h.hi - h.predicted for h in held]])
+    ax.errorbar(
+        hx,
+        pred,
+        yerr=np.maximum(err, 0),
+        fmt="D",
+        ms=7,
+        color=PRED_COLOR,
+        ecolor=PRED_COLOR,
+        capsize=5,
+        lw=1.5,
+        zorder=4,
+        label="predicted for held-out run (interval)",
+    )
+    ax.scatter(
+        hx,
+        [h.measured for h in held],
+        s=80,
+        marker="s",
+        facecolor="none",
+        edgecolor=HOLD_COLOR,
+        lw=2,
+        zorder=5,
+        label="measured, held out",
+    )
+    for xi, h in zip(hx, held, strict=True):
+        ax.annotate(
+            f"{100 * h.rel_error:+.1f}%",
+            (xi, max(h.measured, h.hi)),
+            textcoords="offset points",
+            xytext=(0, 8),
+            ha="center",
+            fontsize=9,
+            color=HOLD_COLOR,
+        )
 
 
 def _holdout_input(fit: FitResult, h: HoldoutRow) -> float:
@@ -216,10 +225,15 @@ def plot_data_scaling(
     return fig
 
 
-def plot_compute_law(results: pl.DataFrame, fit: FitResult) -> Figure:
-    """A metric vs training compute with the log-linear law and its band, by backbone."""
+def plot_compute_law(
+    results: pl.DataFrame, fit: FitResult, holdout: Sequence[HoldoutRow] = ()
+) -> Figure:
+    """A metric vs training compute with the log-linear law and its band, by backbone, and
+    the held-out runs' predictions against what they measured."""
     fig, (ax,) = _figure()
-    grid = np.geomspace(fit.x[:, 0].min() / 1.6, fit.x[:, 0].max() * 1.6, 200)
+    held, held_x = _held_out(fit, holdout)
+    xs = [*fit.x[:, 0], *held_x]
+    grid = np.geomspace(min(xs) / 1.6, max(xs) * 1.6, 200)
     band = fit.predict(grid[:, None])
     ax.fill_between(
         grid,
@@ -254,8 +268,9 @@ def plot_compute_law(results: pl.DataFrame, fit: FitResult) -> Figure:
             color=_palette(max(len(groups), 1))[i],
             edgecolor="white",
             zorder=3,
-            label=f"{bb} (measured)" if bb else "measured",
+            label=f"{bb} (measured, in fit)" if bb else "measured, in fit",
         )
+    _draw_holdout(ax, held, held_x)
     ax.set_xscale("log")
     ax.set_xlabel(AXIS_LABELS["compute"])
     ax.set_ylabel(metric_label(fit.metric))
@@ -372,3 +387,42 @@ def plot_frontier(fit: FitResult, budgets: np.ndarray) -> Figure:
     ax.set_title("Compute-optimal allocation under C = 6·N·D (joint law)")
     ax.legend(loc="upper left")
     return fig
+
+
+def plot_task(
+    task: str, points: Sequence[tuple[float, dict[str, dict]]], metric: str = "hr@10"
+) -> Figure:
+    """A challenge task's ``metric`` against model size, one line per group or rate.
+
+    ``points`` holds ``(non_embedding_params, {series label: metrics})`` per run.
+    """
+    labels = sorted({label for _, series in points for label in series}, key=natural_key)
+    fig, (ax,) = _figure(width=7.6, height=4.6)
+    colors = _palette(len(labels))
+    markers = "osD^vP*X"
+    for i, (label, color) in enumerate(zip(labels, colors, strict=True)):
+        xy = sorted(
+            (n, series[label][metric])
+            for n, series in points
+            if label in series and metric in series[label]
+        )
+        if xy:
+            xs, ys = zip(*xy, strict=True)
+            ax.plot(xs, ys, marker=markers[i % len(markers)], color=color, lw=1.6, label=label)
+    ax.set_xscale("log")
+    ax.set_xlabel(AXIS_LABELS["non_embedding_params"])
+    ax.set_ylabel(metric_label(metric))
+    ax.set_title(f"{task}: {metric_label(metric).split(' (')[0]} by model size")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="group", fontsize=8.5)
+    return fig
+
+
+def natural_key(label: str) -> tuple:
+    """Sort "replace / 0.1" before "replace / 0.5" and "G2" before "G10"."""
+    import re
+
+    return tuple(
+        (0, float(t), "") if re.fullmatch(r"[-+]?\d*\.?\d+", t) else (1, 0.0, t)
+        for t in re.split(r"(?<=[a-zA-Z])(?=\d)|\s*/\s*|[<>=]+", label)
+        if t
+    )

@@ -245,7 +245,28 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _figures(results: pl.DataFrame, reports: Sequence[LawReport]) -> list[_Figure]:
+TaskPoints = Mapping[str, Sequence[tuple[str, float, dict[str, dict]]]]
+"""Challenge-task results per task: ``(run, non-embedding params, {series: metrics})``."""
+TASK_METRIC = "hr@10"
+
+
+def task_table(points: Sequence[tuple[str, float, dict[str, dict]]], metric: str) -> _Table:
+    """One row per group or rate, one column per run (smallest model first)."""
+    from recscale.scaling.plots import natural_key
+
+    runs = sorted(points, key=lambda p: p[1])
+    labels = sorted({label for _, _, series in runs for label in series}, key=natural_key)
+    header = ["group"] + [f"{name} (N={_si(n)})" for name, n, _ in runs]
+    rows = [
+        [label] + [_num(series.get(label, {}).get(metric)) for _, _, series in runs]
+        for label in labels
+    ]
+    return _Table(header, rows)
+
+
+def _figures(
+    results: pl.DataFrame, reports: Sequence[LawReport], tasks: TaskPoints | None = None
+) -> list[_Figure]:
     out: list[_Figure] = []
 
     def add(slug: str, title: str, caption: str, fig: Figure) -> None:
@@ -281,7 +302,7 @@ def _figures(results: pl.DataFrame, reports: Sequence[LawReport]) -> list[_Figur
                     "compute",
                     rep.name,
                     f"{rep.fit.law.formula}. {rep.fit.law.notes}",
-                    plots.plot_compute_law(results, rep.fit),
+                    plots.plot_compute_law(results, rep.fit, rep.holdout),
                 )
         for rep in reports:
             if rep.law.startswith("performance_law"):
@@ -310,6 +331,14 @@ def _figures(results: pl.DataFrame, reports: Sequence[LawReport]) -> list[_Figur
                     "extrapolated 100x past the largest run.",
                     plots.plot_frontier(rep.fit, budgets),
                 )
+        for task, points in (tasks or {}).items():
+            add(
+                f"task-{task}",
+                f"Challenge task: {task}",
+                f"{TASK_METRIC} per group (or noise rate, visible history, horizon) against "
+                "model size; see the task's table for the numbers.",
+                plots.plot_task(task, [(n, series) for _, n, series in points], TASK_METRIC),
+            )
     return out
 
 
@@ -348,6 +377,7 @@ def write_report(
     *,
     title: str = "recscale scaling report",
     commands: Sequence[str] = (),
+    tasks: TaskPoints | None = None,
 ) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained), ``report.md`` + PNGs and ``fits.json``.
 
@@ -357,7 +387,9 @@ def write_report(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     reports = _as_reports(fits)
-    figures = _figures(results, reports)
+    figures = _figures(results, reports, tasks)
+    for stale in out.glob("fig-*.png"):  # from an earlier report with other sections
+        stale.unlink()
     for f in figures:
         (out / f"{f.slug}.png").write_bytes(f.png)
     n_runs = results.height
@@ -381,6 +413,13 @@ def write_report(
         ("Fitted parameters", params_table(reports), params_note),
         ("Held-out predictions", holdout_table(reports), holdout_note),
         ("Runs", runs, runs_note),
+    ] + [
+        (
+            f"Challenge task: {task} ({TASK_METRIC})",
+            task_table(points, TASK_METRIC),
+            "Test users of each run; metrics under the run's protocol.",
+        )
+        for task, points in (tasks or {}).items()
     ]
     # HTML
     parts = [

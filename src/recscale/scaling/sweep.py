@@ -51,6 +51,8 @@ class SweepSpec(StrictModel):
     laws: list[str] = Field(
         default_factory=lambda: ["power_n:loss", "log_compute:hr@10", "log_compute:ndcg@10"]
     )
+    # Challenge tasks (recscale.eval.tasks) the report evaluates every run on.
+    tasks: list[str] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,11 @@ from recscale.train.optim import OptimConfig
 class DataConfig(StrictModel):
     """Which data, how it is split, and how much of the training part is used."""
 
+    # A registered dataset, or several joined by "+" merged into one id space with item
+    # domains (cross-domain studies).
     name: str | None = "ml-1m-sasrec"
+    # With several datasets: their user ids name the same people (merge by time).
+    shared_users: bool = False
     # A user's own file instead of a registered dataset.
     path: str | None = None
     format: str | None = None

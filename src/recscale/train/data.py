@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from recscale.data import splits
 from recscale.data.dataset import SequenceDataset
+from recscale.data.merge import merge_domains
 from recscale.data.store import load_dataset, read_path
 from recscale.errors import RecscaleError
 from recscale.registry import Registry
@@ -25,7 +26,14 @@ def load_source(cfg) -> SequenceDataset:
         return read_path(cfg.path, cfg.format, columns=cfg.columns)
     if cfg.name is None:
         raise RecscaleError("set data.name (a registered dataset) or data.path with data.format")
-    return load_dataset(cfg.name, data_dir=cfg.data_dir, recipe_overrides=cfg.recipe or None)
+    names = [n.strip() for n in cfg.name.split("+")]
+    datasets = [
+        load_dataset(n, data_dir=cfg.data_dir, recipe_overrides=cfg.recipe or None) for n in names
+    ]
+    if len(datasets) == 1:
+        return datasets[0]
+    # "a+b": one id space with item domains, for cross-domain studies.
+    return merge_domains(datasets, shared_users=cfg.shared_users)
 
 
 def prepare_data(cfg, seed: int) -> tuple[SequenceDataset, splits.Split]:
