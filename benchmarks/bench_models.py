@@ -3,8 +3,11 @@
 Forward + backward + AdamW step on random full-length sequences (batch 128 x length 200,
 3,416 items as in the SASRec ML-1M file), with a full-softmax or a sampled-softmax loss
 (128 uniform negatives shared by the batch, cosine / 0.05 as in the HSTU protocol).
-Prints training tokens (target positions) per second and the ratio to the first row,
-measured in the same run.
+Prints, per backbone and size, training tokens (target positions) per second and the ratio
+to the first row, evaluation users per second (full ranking over all items, history
+excluded), peak memory, and the achieved encoder FLOP rate as a fraction of this machine's
+fp32 matmul peak, which the same run measures first. Each row runs in its own process so
+its peak memory is its own.
 
     nice .venv/bin/python benchmarks/bench_models.py                  # all backbones, two sizes
     nice .venv/bin/python benchmarks/bench_models.py --loss sampled --steps 5 --json out.jsonl
@@ -15,11 +18,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import resource
+import subprocess
+import sys
 import time
 
 import torch
 import torch.nn.functional as F
 
+from recscale.data.dataset import SequenceDataset
+from recscale.data.splits import EvalSet
+from recscale.eval.evaluator import evaluate
 from recscale.models import ModelConfig, build_model, count_parameters, flops_per_token
 
 SIZES = {
@@ -75,6 +84,15 @@ def bench(backbone: str, size: str, args: argparse.Namespace, device: torch.devi
     seconds = (time.perf_counter() - start) / args.steps
     params = count_parameters(model)
     flops = flops_per_token(cfg, args.items, args.length)
+    eval_set = random_eval_set(args.eval_users, args.length, args.items)
+    start = time.perf_counter()
+    evaluate(model, eval_set, "full", max_len=args.length, batch_size=256, device=device)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    eval_s = time.perf_counter() - start
+    # Encoder plus, for the full softmax, the output layer (forward + backward = 3x forward).
+    per_token = flops.training + (3 * flops.output_forward if args.loss == "full" else 0)
+    achieved = per_token * args.batch * args.length / seconds
     return {
         "backbone": backbone,
         "size": size,
@@ -85,8 +103,49 @@ def bench(backbone: str, size: str, args: argparse.Namespace, device: torch.devi
         "embedding_params": params.embedding,
         "step_s": seconds,
         "tokens_per_s": args.batch * args.length / seconds,
-        "encoder_tflops_per_s": flops.training * args.batch * args.length / seconds / 1e12,
+        "tflops_per_s": achieved / 1e12,
+        "eval_users_per_s": args.eval_users / eval_s,
+        "peak_memory_mib": peak_memory_mib(device),
     }
+
+
+def random_eval_set(users: int, length: int, items: int) -> EvalSet:
+    """``users`` histories of ``length`` random items, each with a random target."""
+    g = torch.Generator().manual_seed(1)
+    flat = torch.randint(1, items + 1, (users * length,), generator=g).numpy()
+    ds = SequenceDataset(
+        name="bench",
+        offsets=(torch.arange(users + 1) * length).numpy(),
+        items=flat,
+        num_items=items,
+        user_ids=torch.arange(users).numpy().astype(str),
+        item_ids=torch.arange(items + 1).numpy().astype(str),
+    )
+    targets = torch.randint(1, items + 1, (users,), generator=g).numpy()
+    return EvalSet(ds, targets, torch.arange(users).numpy())
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """Peak GPU allocation on CUDA; on CPU the process's peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def matmul_peak_tflops(device: torch.device, n: int = 2048, reps: int = 10) -> float:
+    """Best fp32 matmul rate of ``reps`` ``n x n`` products: the machine's practical peak."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    best = float("inf")
+    for _ in range(reps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e12
 
 
 def main() -> None:
@@ -104,25 +163,49 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", help="append one JSON line per row to this file")
+    parser.add_argument("--eval-users", type=int, default=1024)
+    parser.add_argument("--single", nargs=2, metavar=("BACKBONE", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    if args.single:
+        print(json.dumps(bench(*args.single, args, device)))
+        return
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    peak = matmul_peak_tflops(device)
     print(
         f"# {where or platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, batch {args.batch} x {args.length}, "
-        f"{args.items} items, {args.loss} softmax, {args.precision}"
+        f"{args.items} items, {args.loss} softmax, {args.precision}; "
+        f"fp32 matmul peak {peak * 1e3:.1f} GFLOP/s"
     )
-    print(f"{'backbone':8} {'size':7} {'non-emb':>10} {'step s':>8} {'tok/s':>9} {'ratio':>6}")
+    print(
+        f"{'backbone':8} {'size':7} {'non-emb':>10} {'step s':>8} {'tok/s':>9} {'ratio':>6} "
+        f"{'GFLOP/s':>8} {'of peak':>7} {'eval u/s':>9} {'peak MiB':>9}"
+    )
     baseline = None
+    child_args = sys.argv[1:]
+    if args.json:  # rows are appended here, not by the children
+        i = child_args.index("--json")
+        child_args = child_args[:i] + child_args[i + 2 :]
     for size in args.sizes:
         for backbone in args.backbones:
-            row = bench(backbone, size, args, device)
+            out = subprocess.run(
+                [sys.executable, __file__, *child_args, "--single", backbone, size],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            row = json.loads(out.strip().splitlines()[-1])
+            row["matmul_peak_tflops"] = peak
             baseline = baseline or row["tokens_per_s"]
             print(
                 f"{backbone:8} {size:7} {row['non_embedding_params']:>10,d} {row['step_s']:8.3f} "
-                f"{row['tokens_per_s']:9.0f} {row['tokens_per_s'] / baseline:6.2f}",
+                f"{row['tokens_per_s']:9.0f} {row['tokens_per_s'] / baseline:6.2f} "
+                f"{row['tflops_per_s'] * 1e3:8.1f} "
+                f"{row['tflops_per_s'] / peak:7.1%} {row['eval_users_per_s']:9.0f} "
+                f"{row['peak_memory_mib']:9.0f}",
                 flush=True,
             )
             if args.json:
