@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import EvalSet
 from recscale.eval.evaluator import evaluate
 from recscale.models import ModelConfig, build_model, count_parameters, flops_per_token
+from recscale.train.trainer import peak_memory_mib
 
 SIZES = {
     "small": {"dim": 50, "layers": 2, "heads": 1},
@@ -123,13 +123,6 @@ def random_eval_set(users: int, length: int, items: int) -> EvalSet:
     )
     targets = torch.randint(1, items + 1, (users,), generator=g).numpy()
     return EvalSet(ds, targets, torch.arange(users).numpy())
-
-
-def peak_memory_mib(device: torch.device) -> float:
-    """Peak GPU allocation on CUDA; on CPU the process's peak resident set size."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def matmul_peak_tflops(device: torch.device, n: int = 2048, reps: int = 10) -> float:

@@ -11,6 +11,7 @@ import json
 import math
 import platform
 import random
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
@@ -348,8 +349,20 @@ def scaling_facts(
         "epochs": state.epoch,
         "steps": state.step,
         "wall_time_s": round(state.wall_time_s, 3),
+        "peak_memory_mib": round(peak_memory_mib(device), 1),
         "hardware": hardware(device, dist),
     }
+
+
+def peak_memory_mib(device: torch.device) -> float:
+    """Peak GPU memory allocated on CUDA; elsewhere the process's peak resident set size
+    (which includes the Python process and the dataset, not only tensors)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    scale = 1 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20
 
 
 def hardware(device: torch.device, dist: Dist) -> dict[str, Any]:
