@@ -146,14 +146,9 @@ def _scored_batches(
             table = _ItemTable(model.item_vectors().detach().float(), item_chunk, batch_size)
         for batch in eval_batches(eval_set, max_len, batch_size, rank=rank, world_size=world_size):
             items = batch.items.to(device)
-            lengths = batch.lengths.to(device)
-            timestamps = None if batch.timestamps is None else batch.timestamps.to(device)
             targets = batch.targets.to(device)
-            hidden = model.encode(items, timestamps, lengths)
-            last = (lengths - 1).clamp(min=0)
+            query = _queries(model, batch, device)
             with _no_autocast(device):
-                h = hidden[torch.arange(len(lengths), device=device), last].float()
-                query = model.query_vectors(h).float()
                 rows = batch.rows.cpu().numpy()
                 full = protocol.kind == "full"
                 ranks = loss = None
@@ -203,13 +198,9 @@ def top_items(
         with _no_autocast(device):
             table = _ItemTable(model.item_vectors().detach().float(), item_chunk, batch_size)
         for batch in eval_batches(eval_set, max_len, batch_size):
-            lengths = batch.lengths.to(device)
-            timestamps = None if batch.timestamps is None else batch.timestamps.to(device)
-            hidden = model.encode(batch.items.to(device), timestamps, lengths)
+            query = _queries(model, batch, device)
             rows = batch.rows.cpu().numpy()
             with _no_autocast(device):
-                h = hidden[torch.arange(len(lengths), device=device), lengths - 1].float()
-                query = model.query_vectors(h).float()
                 masked = torch.zeros(len(rows), 1, dtype=torch.long, device=device)
                 if exclude_history:
                     masked = torch.cat([masked, _padded_histories(histories, rows, device)], 1)
@@ -231,6 +222,17 @@ def top_items(
     finally:
         model.train(was_training)
     return out
+
+
+def _queries(model: Any, batch: Any, device: torch.device) -> torch.Tensor:
+    """``[B, D]`` fp32 query vectors: the hidden state at each row's last input position."""
+    lengths = batch.lengths.to(device)
+    timestamps = None if batch.timestamps is None else batch.timestamps.to(device)
+    hidden = model.encode(batch.items.to(device), timestamps, lengths)
+    last = (lengths - 1).clamp(min=0)
+    with _no_autocast(device):
+        h = hidden[torch.arange(len(lengths), device=device), last].float()
+        return model.query_vectors(h).float()
 
 
 def _padded_histories(histories: Any, rows: np.ndarray, device: torch.device) -> torch.Tensor:
