@@ -280,15 +280,17 @@ def long_tail(ctx: TaskContext, options: dict[str, Any]) -> dict[str, Any]:
     ranks = ctx.ranks(test)
     target_group = groups[test.targets]
     total = max(int(counts.sum()), 1)
+    edges = [0.0, *sorted(options["bounds"]), 1.0]
     result: dict[str, Any] = {}
-    for g in range(1, len(options["bounds"]) + 2):
+    for g in range(1, len(edges)):
         in_group = groups == g
-        result[f"G{g}"] = {
+        name = f"G{g} (items {edges[g - 1]:.0%}-{edges[g]:.0%} by popularity)"
+        result[name] = {
             **summarise(ranks[target_group == g], ctx.ks),
             "items": int(in_group.sum()),
             "train_share": float(counts[in_group].sum() / total),
         }
-    return {"groups": result}
+    return result
 
 
 @register_task(
