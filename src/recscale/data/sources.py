@@ -173,6 +173,8 @@ def _resolve(
 
     cached = recscale_home() / "downloads" / spec.name / f.download_name
     looked.append(f"{cached} (download cache)")
+    if not os.environ.get("RECSCALE_DATA_MIRROR"):
+        looked.append("no mirror: RECSCALE_DATA_MIRROR is not set")
     if cached.is_file():
         return _from_download(f, cached, check=True)
     if f.url is None or not allow_download:
