@@ -89,6 +89,24 @@ def test_corrupt_is_seeded_and_keeps_one_item():
         corrupt(es, 0.1, "shuffle", 0)
 
 
+def test_rewritten_histories_keep_timestamps_and_ratings_aligned():
+    from dataclasses import replace
+
+    es = random_eval_set(num_users=20, num_items=30, seed=2)
+    h = es.histories
+    # Encode each interaction's position in its timestamp and rating, to follow it.
+    position = np.arange(h.num_interactions)
+    h = replace(h, timestamps=position.astype(np.int64), ratings=position.astype(np.float32))
+    es = type(es)(h, es.targets, es.users)
+    for view in (corrupt(es, 0.5, "delete", 3), truncate(es, 2), horizon_view(es, 2, 1)[0]):
+        v = view.histories
+        assert np.array_equal(v.timestamps, v.ratings.astype(np.int64))
+        # Every kept interaction still carries its own item: same item at that position.
+        assert np.array_equal(h.items[v.timestamps], v.items)
+    replaced = corrupt(es, 0.5, "replace", 3).histories
+    assert np.array_equal(replaced.ratings, h.ratings)
+
+
 def test_history_blind_model_scores_the_same_at_every_cold_start_cut(toy):
     ctx = context(HistoryBlindModel(25, 6), toy, protocol="full-no-exclude")
     result = TASKS.get("cold-start").run(ctx, parse_options("cold-start", None))

@@ -108,18 +108,48 @@ def test_tied_table_is_shared() -> None:
     assert model.item_vectors().data_ptr() == model.item_emb.weight.data_ptr()
 
 
-def test_side_features_are_summed_into_items() -> None:
-    model = _model("sasrec", num_item_features=5)
+def test_side_features_enter_input_and_output_item_vectors() -> None:
+    model = _model("sasrec", num_item_features=5, item_feature_slots=3)
     items, ts, lengths = random_batch(2, 4, [4, 4])
-    features = torch.randint(0, 6, (2, 4, 3))
     with torch.no_grad():
-        plain = model.encode(items, ts, lengths)
-        with_f = model.encode(items, ts, lengths, item_features=features)
-        none = model.encode(items, ts, lengths, item_features=torch.zeros_like(features))
-    torch.testing.assert_close(none, plain)
-    assert not torch.allclose(with_f, plain)
+        plain_h, plain_v = model.encode(items, ts, lengths), model.item_vectors()
+        table = torch.randint(0, 6, (NUM_ITEMS + 1, 3))
+        table[0] = 0
+        model.set_item_features(table)
+        with_h, with_v = model.encode(items, ts, lengths), model.item_vectors()
+    assert not torch.allclose(with_h, plain_h)
+    expected = plain_v + model.feature_emb(table).sum(-2)
+    torch.testing.assert_close(with_v, expected)
+    torch.testing.assert_close(model.item_vectors(items), expected[items])
+    assert with_v[0].abs().sum() == 0  # padding stays empty
+    with pytest.raises(ValueError, match="shape"):
+        model.set_item_features(torch.zeros(3, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"0\.\.5"):
+        model.set_item_features(torch.full((NUM_ITEMS + 1, 3), 6))
     with pytest.raises(ValueError, match="num_item_features"):
-        _model("hstu").encode(items, ts, lengths, item_features=features)
+        _model("hstu").set_item_features(table)
+
+
+def test_behaviours_are_an_input_and_an_auxiliary_target() -> None:
+    model = _model("hstu", behaviour_levels=[1.0, 2.0, 4.5], predict_behaviour=True)
+    items, ts, lengths = random_batch(2, 4, [4, 3])
+    ids = model.behaviour_ids(torch.tensor([1.0, 4.5, 2.0, 0.0, float("nan"), 3.0]))
+    assert ids.tolist() == [1, 3, 2, 0, 0, 0]
+    ratings = torch.tensor([[1.0, 2.0, 4.5, 1.0], [2.0, 2.0, 1.0, 0.0]])
+    with torch.no_grad():
+        h = model.encode(items, ts, lengths, ratings)
+        other = ratings.clone()
+        other[0, 2] = 1.0
+        h2 = model.encode(items, ts, lengths, other)
+        logits = model.behaviour_logits(h, items)
+    # Causal in behaviours too: changing position 2 leaves positions 0-1 alone.
+    torch.testing.assert_close(h[:, :2], h2[:, :2])
+    assert not torch.allclose(h[0, 2:], h2[0, 2:])
+    assert logits.shape == (2, 4, 3)
+    with pytest.raises(ValueError, match="behaviours"):
+        model.encode(items, ts, lengths)
+    with pytest.raises(ValueError, match="behaviour_levels"):
+        _model("hstu", predict_behaviour=True)
 
 
 @pytest.mark.parametrize("name", ["sasrec", "gpt", "llama", "hstu"])

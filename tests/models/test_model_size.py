@@ -24,7 +24,11 @@ from tests.models.model_cases import NUM_ITEMS, VARIANTS, config, random_batch
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_counts_match_module_and_closed_form(name: str) -> None:
-    for cfg in (config(name), config(name, num_item_features=7)):
+    for cfg in (
+        config(name),
+        config(name, num_item_features=7, item_feature_slots=2),
+        config(name, behaviour_levels=[1, 2, 3], predict_behaviour=True),
+    ):
         model = build_model(cfg, NUM_ITEMS)
         counts = count_parameters(model)
         assert counts.total == sum(p.numel() for p in model.parameters())

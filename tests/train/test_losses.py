@@ -256,3 +256,31 @@ def test_per_position_logits_dense_path_equals_gather_path():
     (g_dense,) = torch.autograd.grad(dense.square().sum(), model.emb)
     (g_gather,) = torch.autograd.grad(gather.square().sum(), model.emb)
     torch.testing.assert_close(g_dense, g_gather)
+
+
+def test_behaviour_loss_is_the_cross_entropy_of_the_next_level():
+    from recscale.models import build_model
+    from recscale.models.config import ModelConfig
+    from recscale.train.losses import behaviour_loss
+
+    cfg = ModelConfig(
+        backbone="gpt",
+        dim=8,
+        layers=1,
+        heads=1,
+        max_len=4,
+        behaviour_levels=[1.0, 2.0, 3.0],
+        predict_behaviour=True,
+    )
+    model = build_model(cfg, 10)
+    torch.nn.init.zeros_(model.behaviour_head.weight)
+    with torch.no_grad():
+        model.behaviour_head.bias.copy_(torch.tensor([0.0, 0.0, 1.0]))
+    hidden = torch.randn(1, 4, 8)
+    targets = torch.tensor([[2, 3, 4, 0]])
+    ratings = torch.tensor([[3.0, 1.0, 2.5, 0.0]])  # 2.5 is not a level: not counted
+    got = behaviour_loss(model, hidden, targets, ratings)
+    log_z = torch.logsumexp(torch.tensor([0.0, 0.0, 1.0]), 0)
+    torch.testing.assert_close(got, (log_z - 1.0) + log_z)
+    with pytest.raises(ValueError, match="no ratings"):
+        behaviour_loss(model, hidden, targets, None)

@@ -29,12 +29,16 @@ class Batch:
         targets: ``long [B, N]`` next item per position, 0 = no target.
         timestamps: ``long [B, N]`` timestamps of ``items`` (0 at padding), or None.
         lengths: ``long [B]`` number of real positions per row.
+        ratings: ``float [B, N]`` behaviour value (rating) of each input item, or None.
+        target_ratings: ``float [B, N]`` behaviour value of each target, or None.
     """
 
     items: torch.Tensor
     targets: torch.Tensor
     timestamps: torch.Tensor | None
     lengths: torch.Tensor
+    ratings: torch.Tensor | None = None
+    target_ratings: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,7 @@ class EvalBatch:
         lengths: ``long [B]`` history length per row (after truncation).
         targets: ``long [B]`` held-out item per row.
         rows: ``long [B]`` index of each row in the EvalSet.
+        ratings: ``float [B, N]`` behaviour value of each history item, or None.
     """
 
     items: torch.Tensor
@@ -54,12 +59,14 @@ class EvalBatch:
     lengths: torch.Tensor
     targets: torch.Tensor
     rows: torch.Tensor
+    ratings: torch.Tensor | None = None
 
 
 def _gather(
     ds: SequenceDataset, starts: np.ndarray, lengths: np.ndarray, shift: int = 0
-) -> tuple[np.ndarray, np.ndarray | None]:
-    """``[B, max(lengths)]`` right-padded ``items[starts + shift + j]`` (and timestamps)."""
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """``[B, max(lengths)]`` right-padded ``items[starts + shift + j]`` (and timestamps and
+    ratings where the dataset has them)."""
     b = len(starts)
     width = max(int(lengths.max()) if b else 0, 1)
     index = ranges(starts + shift, lengths)
@@ -71,7 +78,11 @@ def _gather(
     if ds.timestamps is not None:
         times = np.zeros((b, width), dtype=np.int64)
         times[rows, cols] = ds.timestamps[index]
-    return items, times
+    ratings = None
+    if ds.ratings is not None:
+        ratings = np.zeros((b, width), dtype=np.float32)
+        ratings[rows, cols] = ds.ratings[index]
+    return items, times, ratings
 
 
 def _tensor(a: np.ndarray | None) -> torch.Tensor | None:
@@ -118,9 +129,16 @@ def train_batches(
         window = np.minimum(lengths[users], max_len + 1)
         starts = ds.offsets[users + 1] - window
         n = window - 1
-        items, times = _gather(ds, starts, n)
-        targets, _ = _gather(ds, starts, n, shift=1)
-        yield Batch(_tensor(items), _tensor(targets), _tensor(times), _tensor(n))
+        items, times, ratings = _gather(ds, starts, n)
+        targets, _, target_ratings = _gather(ds, starts, n, shift=1)
+        yield Batch(
+            _tensor(items),
+            _tensor(targets),
+            _tensor(times),
+            _tensor(n),
+            _tensor(ratings),
+            _tensor(target_ratings),
+        )
 
 
 def eval_batches(
@@ -142,13 +160,14 @@ def eval_batches(
         rows = rows_all[k : k + batch_size]
         n = np.minimum(hist.lengths[rows], max_len)
         starts = hist.offsets[rows + 1] - n
-        items, times = _gather(hist, starts, n)
+        items, times, ratings = _gather(hist, starts, n)
         yield EvalBatch(
             items=_tensor(items),
             timestamps=_tensor(times),
             lengths=_tensor(n.astype(np.int64)),
             targets=_tensor(eval_set.targets[rows].astype(np.int64)),
             rows=_tensor(rows.astype(np.int64)),
+            ratings=_tensor(ratings),
         )
 
 

@@ -134,7 +134,7 @@ def resolve_files(
     spec: DatasetSpec, data_dir: str | Path | None = None, allow_download: bool = True
 ) -> list[ResolvedFile]:
     """Locate (or download) every file of ``spec``; see the module docstring for the order."""
-    return [_resolve(spec, f, data_dir, allow_download) for f in spec.files]
+    return [resolve_file(spec, f, data_dir, allow_download) for f in spec.files]
 
 
 def _check_sha(path: Path, expected: str | None) -> str:
@@ -144,7 +144,7 @@ def _check_sha(path: Path, expected: str | None) -> str:
     return got
 
 
-def _resolve(
+def resolve_file(
     spec: DatasetSpec, f: DataFile, data_dir: str | Path | None, allow_download: bool
 ) -> ResolvedFile:
     looked: list[str] = []

@@ -228,7 +228,10 @@ def _queries(model: Any, batch: Any, device: torch.device) -> torch.Tensor:
     """``[B, D]`` fp32 query vectors: the hidden state at each row's last input position."""
     lengths = batch.lengths.to(device)
     timestamps = None if batch.timestamps is None else batch.timestamps.to(device)
-    hidden = model.encode(batch.items.to(device), timestamps, lengths)
+    inputs = [batch.items.to(device), timestamps, lengths]
+    if getattr(model, "behaviour_emb", None) is not None:  # a multi-behaviour model
+        inputs.append(None if batch.ratings is None else batch.ratings.to(device))
+    hidden = model.encode(*inputs)
     last = (lengths - 1).clamp(min=0)
     with _no_autocast(device):
         h = hidden[torch.arange(len(lengths), device=device), last].float()

@@ -137,40 +137,59 @@ def _coerce(task: str, key: str, value: Any, default: Any) -> Any:
 # ---------------------------------------------------------------- derived eval sets
 
 
+# Per-interaction columns that travel with the items when a task rewrites histories.
+Extras = dict[str, list[np.ndarray]]
+_EXTRA_COLUMNS = {"timestamps": np.int64, "ratings": np.float32}
+
+
 def eval_set_from(
     template: SequenceDataset,
     histories: Sequence[np.ndarray],
     targets: np.ndarray,
     users: np.ndarray,
-    timestamps: Sequence[np.ndarray] | None = None,
+    extras: Extras | None = None,
     rows: np.ndarray | None = None,
 ) -> EvalSet:
     """An ``EvalSet`` with the given histories, sharing ``template``'s item vocabulary;
-    ``rows`` picks the template rows they stand for (all, in order, when None)."""
+    ``extras`` holds per-history ``timestamps`` / ``ratings`` aligned with the items (kept
+    where the template has them); ``rows`` picks the template rows they stand for (all, in
+    order, when None)."""
     lengths = np.array([len(h) for h in histories], dtype=np.int64)
     offsets = np.zeros(len(histories) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
     flat = np.concatenate(histories).astype(np.int64) if len(histories) else np.zeros(0, np.int64)
-    ts = None
-    if timestamps is not None and template.timestamps is not None:
-        ts = np.concatenate(timestamps).astype(np.int64) if len(timestamps) else flat.copy()
-    users = np.asarray(users, dtype=np.int64)
+    columns: dict[str, np.ndarray | None] = {}
+    for name, dtype in _EXTRA_COLUMNS.items():
+        given = (extras or {}).get(name)
+        keep = given is not None and getattr(template, name) is not None
+        columns[name] = (
+            (np.concatenate(given) if len(given) else np.zeros(0)).astype(dtype) if keep else None
+        )
     ds = replace(
         template,
         offsets=offsets,
         items=flat,
         user_ids=template.user_ids if rows is None else template.user_ids[rows],
-        timestamps=ts,
-        ratings=None,
+        **columns,
     )
-    return EvalSet(ds, np.asarray(targets, dtype=np.int64), users)
+    return EvalSet(ds, np.asarray(targets, dtype=np.int64), np.asarray(users, dtype=np.int64))
 
 
-def _rows(eval_set: EvalSet) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+def _rows(eval_set: EvalSet) -> tuple[list[np.ndarray], Extras]:
+    """Each history's items, and its per-interaction columns that exist."""
     h = eval_set.histories
     seqs = [h.sequence(i) for i in range(h.num_users)]
-    times = None if h.timestamps is None else [h.user_timestamps(i) for i in range(h.num_users)]
-    return seqs, times
+    extras = {
+        name: [getattr(h, name)[h.offsets[i] : h.offsets[i + 1]] for i in range(h.num_users)]
+        for name in _EXTRA_COLUMNS
+        if getattr(h, name) is not None
+    }
+    return seqs, extras
+
+
+def _map_extras(extras: Extras, pick) -> Extras:
+    """``pick(i, column)`` applied to every history's columns."""
+    return {name: [pick(i, col) for i, col in enumerate(cols)] for name, cols in extras.items()}
 
 
 def _subset(eval_set: EvalSet, rows: np.ndarray) -> EvalSet:
@@ -198,39 +217,43 @@ def popularity_groups(counts: np.ndarray, bounds: Sequence[float]) -> np.ndarray
 
 def truncate(eval_set: EvalSet, keep: int) -> EvalSet:
     """Every history cut to its last ``keep`` items (the cold-start view)."""
-    seqs, times = _rows(eval_set)
+    seqs, extras = _rows(eval_set)
     return eval_set_from(
         eval_set.histories,
         [s[-keep:] for s in seqs],
         eval_set.targets,
         eval_set.users,
-        None if times is None else [t[-keep:] for t in times],
+        _map_extras(extras, lambda i, col: col[-keep:]),
     )
 
 
 def corrupt(eval_set: EvalSet, rate: float, mode: str, seed: int) -> EvalSet:
     """Each history item independently replaced by a uniform random item (``replace``) or
     dropped (``delete``) with probability ``rate``; seeded per (seed, user). Deleting never
-    empties a history: its last item is kept when every item would go."""
+    empties a history: its last item is kept when every item would go. A replaced item
+    keeps the original interaction's timestamp and rating."""
     if mode not in NOISE_MODES:
         raise RecscaleError(f"noise mode {mode!r}; allowed: {', '.join(NOISE_MODES)}")
-    seqs, times = _rows(eval_set)
+    seqs, extras = _rows(eval_set)
     num_items = eval_set.histories.num_items
-    out, out_t = [], []
-    for i, (seq, user) in enumerate(zip(seqs, eval_set.users, strict=True)):
+    out, kept = [], []
+    for seq, user in zip(seqs, eval_set.users, strict=True):
         rng = np.random.default_rng([seed, int(user)])
         hit = rng.random(len(seq)) < rate
-        t = None if times is None else times[i]
         if mode == "replace":
-            seq = np.where(hit, rng.integers(1, num_items + 1, size=len(seq)), seq)
+            out.append(np.where(hit, rng.integers(1, num_items + 1, size=len(seq)), seq))
+            kept.append(np.ones(len(seq), dtype=bool))
         else:
             if hit.all():
                 hit[-1] = False
-            seq, t = seq[~hit], None if t is None else t[~hit]
-        out.append(seq)
-        out_t.append(t)
+            out.append(seq[~hit])
+            kept.append(~hit)
     return eval_set_from(
-        eval_set.histories, out, eval_set.targets, eval_set.users, None if times is None else out_t
+        eval_set.histories,
+        out,
+        eval_set.targets,
+        eval_set.users,
+        _map_extras(extras, lambda i, col: col[kept[i]]),
     )
 
 
@@ -244,22 +267,23 @@ def horizon_view(eval_set: EvalSet, horizon: int, min_input: int) -> tuple[EvalS
     ``int64 [U, horizon]`` all targets in order. Only users whose history keeps at least
     ``min_input`` items are included.
     """
-    seqs, times = _rows(eval_set)
+    seqs, extras = _rows(eval_set)
     keep = [i for i, s in enumerate(seqs) if len(s) - (horizon - 1) >= min_input]
-    inputs, ts, targets = [], [], []
+    inputs, targets = [], []
     for i in keep:
         full = np.append(seqs[i], eval_set.targets[i])
         inputs.append(full[:-horizon])
         targets.append(full[-horizon:])
-        if times is not None:
-            ts.append(times[i][: len(full) - horizon])
     targets_arr = np.array(targets, dtype=np.int64).reshape(len(keep), horizon)
     view = eval_set_from(
         eval_set.histories,
         inputs,
         targets_arr[:, 0] if len(keep) else np.zeros(0, np.int64),
         eval_set.users[keep],
-        ts if times is not None else None,
+        {
+            name: [cols[i][: len(inputs[k])] for k, i in enumerate(keep)]
+            for name, cols in extras.items()
+        },
         rows=np.asarray(keep, dtype=np.int64),
     )
     return view, targets_arr
@@ -363,7 +387,7 @@ def _repeat_targets(view: EvalSet, targets: np.ndarray) -> EvalSet:
 def _rollout(ctx: TaskContext, view: EvalSet, targets: np.ndarray) -> dict[str, Any]:
     """Step j ranks the j-th future item from the input plus the model's own top-1
     predictions of steps 1..j-1. Returns metrics averaged over steps and per step."""
-    seqs, times = _rows(view)
+    seqs, extras = _rows(view)
     steps = []
     current = view
     for j in range(targets.shape[1]):
@@ -374,9 +398,9 @@ def _rollout(ctx: TaskContext, view: EvalSet, targets: np.ndarray) -> dict[str, 
                 :, 0
             ]
             seqs = [np.append(s, p) for s, p in zip(seqs, predicted, strict=True)]
-            if times is not None:
-                times = [np.append(t, t[-1] if len(t) else 0) for t in times]
-            current = eval_set_from(view.histories, seqs, targets[:, j], view.users, times)
+            # A predicted step has no observed time or rating: the last known one is repeated.
+            extras = _map_extras(extras, lambda i, col: np.append(col, col[-1:] if len(col) else 0))
+            current = eval_set_from(view.histories, seqs, targets[:, j], view.users, extras)
     mean = summarise(np.concatenate(steps) if steps else np.zeros(0, np.int64), ctx.ks)
     mean["per_step"] = {str(j + 1): summarise(r, ctx.ks) for j, r in enumerate(steps)}
     return mean

@@ -21,8 +21,8 @@ from recscale.registry import Registry
 class Encoder(nn.Module):
     """A causal backbone: ``forward(x [B,N,D], timestamps [B,N] | None, lengths [B]) -> [B,N,D]``.
 
-    ``x`` holds item (+ side-feature) vectors of right-padded sequences; the encoder adds
-    its positional information and embedding dropout. Subclasses also give their exact
+    ``x`` holds item (+ side-feature and behaviour) vectors of right-padded sequences; the
+    encoder adds its positional information and embedding dropout. Subclasses also give their exact
     parameter count and multiply-accumulates per token as closed forms of the config, which
     ``models/size.py`` checks against the built module.
     """
@@ -62,11 +62,26 @@ class SequenceRecommender(nn.Module):
         self.temperature = float(cfg.temperature)
         self.item_emb = self._table(num_items + 1, cfg.dim, cfg.init_std)
         self.out_emb = None if cfg.tied else self._table(num_items + 1, cfg.dim, cfg.init_std)
-        self.feature_emb = (
-            self._table(cfg.num_item_features + 1, cfg.dim, cfg.init_std)
-            if cfg.num_item_features
-            else None
-        )
+        self.feature_emb = None
+        if cfg.num_item_features:
+            self.feature_emb = self._table(cfg.num_item_features + 1, cfg.dim, cfg.init_std)
+            # Filled by set_item_features (or a checkpoint); row 0 (padding) stays empty.
+            self.register_buffer(
+                "item_features",
+                torch.zeros(num_items + 1, cfg.item_feature_slots, dtype=torch.long),
+            )
+        self.behaviour_emb = None
+        self.behaviour_head = None
+        if cfg.predict_behaviour and not cfg.behaviour_levels:
+            raise ValueError("predict_behaviour needs behaviour_levels (set data.behaviour)")
+        if cfg.behaviour_levels:
+            levels = len(cfg.behaviour_levels)
+            self.behaviour_emb = self._table(levels + 1, cfg.dim, cfg.init_std)
+            self.register_buffer(
+                "behaviour_values", torch.tensor(cfg.behaviour_levels, dtype=torch.float32)
+            )
+            if cfg.predict_behaviour:
+                self.behaviour_head = nn.Linear(2 * cfg.dim, levels)
         self.encoder = encoder
         self._input_scale = math.sqrt(cfg.dim) if encoder.scale_inputs else 1.0
 
@@ -78,12 +93,38 @@ class SequenceRecommender(nn.Module):
             table.weight[0].zero_()
         return table
 
+    def set_item_features(self, table: torch.Tensor) -> None:
+        """table: [num_items + 1, item_feature_slots] feature ids in 0..num_item_features."""
+        if self.feature_emb is None:
+            raise ValueError("the config has num_item_features = 0")
+        want = tuple(self.item_features.shape)
+        if tuple(table.shape) != want:
+            raise ValueError(f"item feature table has shape {tuple(table.shape)}, expected {want}")
+        if table.numel() and (table.min() < 0 or table.max() > self.cfg.num_item_features):
+            raise ValueError(f"feature ids must lie in 0..{self.cfg.num_item_features}")
+        self.item_features.copy_(table)
+
+    def behaviour_ids(self, behaviours: torch.Tensor) -> torch.Tensor:
+        """Behaviour values [...] -> ids 1..levels; a value not among the levels (padding,
+        NaN, unseen) -> 0."""
+        values = self.behaviour_values
+        b = behaviours.to(values.dtype).contiguous()
+        index = torch.searchsorted(values, b).clamp(max=len(values) - 1)
+        return torch.where(values[index] == b, index + 1, torch.zeros_like(index))
+
+    def _with_features(self, vectors: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
+        """Add each item's summed side-feature vectors (ids None: every row of the table)."""
+        if self.feature_emb is None:
+            return vectors
+        features = self.item_features if ids is None else self.item_features[ids]
+        return vectors + self.feature_emb(features).sum(-2)
+
     def encode(
         self,
         items: torch.Tensor,
         timestamps: torch.Tensor | None = None,
         lengths: torch.Tensor | None = None,
-        item_features: torch.Tensor | None = None,
+        behaviours: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Causal hidden states.
 
@@ -91,7 +132,8 @@ class SequenceRecommender(nn.Module):
             items: [B, N] item ids, right-padded with 0.
             timestamps: [B, N] int64 seconds, or None.
             lengths: [B] number of real items per row; derived from ``items != 0`` when None.
-            item_features: [B, N, F] side-feature ids (0 = none), summed into the item vector.
+            behaviours: [B, N] behaviour value of each interaction (e.g. its rating); read
+                only by a model built with ``behaviour_levels``, which then requires it.
 
         Returns:
             [B, N, D]; position t depends only on positions <= t; padded positions are zero.
@@ -99,14 +141,21 @@ class SequenceRecommender(nn.Module):
         valid = items != 0
         if lengths is None:
             lengths = valid.sum(1)
-        x = self.item_emb(items)
-        if item_features is not None:
-            if self.feature_emb is None:
-                raise ValueError("item_features given but the config has num_item_features = 0")
-            x = x + self.feature_emb(item_features).sum(-2)
+        x = self._with_features(self.item_emb(items), items)
+        if self.behaviour_emb is not None:
+            if behaviours is None:
+                raise ValueError("this model reads behaviours (ratings); none were given")
+            x = x + self.behaviour_emb(self.behaviour_ids(behaviours) * valid)
         x = x * self._input_scale
         hidden = self.encoder(x, timestamps, lengths)
         return hidden * valid.unsqueeze(-1).to(hidden.dtype)
+
+    def behaviour_logits(self, hidden: torch.Tensor, next_items: torch.Tensor) -> torch.Tensor:
+        """Scores of the next interaction's behaviour level: hidden [..., D], next_items [...]
+        -> [..., levels], from the hidden state and the next item's vector."""
+        if self.behaviour_head is None:
+            raise ValueError("the config has predict_behaviour = False")
+        return self.behaviour_head(torch.cat([hidden, self.item_vectors(next_items)], -1))
 
     def query_vectors(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden: [..., D] -> [..., D] (unit length under cosine scoring)."""
@@ -115,7 +164,7 @@ class SequenceRecommender(nn.Module):
     def item_vectors(self, ids: torch.Tensor | None = None) -> torch.Tensor:
         """Output item vectors: ids [...] -> [..., D]; all rows 0..num_items when ids is None."""
         table = (self.item_emb if self.out_emb is None else self.out_emb).weight
-        vectors = table if ids is None else F.embedding(ids, table)
+        vectors = self._with_features(table if ids is None else F.embedding(ids, table), ids)
         return F.normalize(vectors, dim=-1, eps=1e-6) if self.cfg.l2_norm else vectors
 
     def logits(self, hidden: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:

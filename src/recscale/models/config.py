@@ -96,8 +96,17 @@ class ModelConfig(StrictModel):
     # "cosine" L2-normalises query and item vectors (HSTU protocol, with temperature 0.05).
     scoring: Literal["dot", "cosine"] = "dot"
     temperature: float = Field(1.0, gt=0.0)
-    # Side features: ids 1..num_item_features, embedded and summed into the input item vector.
+    # Item side features (attributes, domain): ids 1..num_item_features, up to
+    # item_feature_slots per item, embedded and summed into the item's input and output
+    # vectors. Set from data.item_features by the trainer; 0 = off.
     num_item_features: int = Field(0, ge=0)
+    item_feature_slots: int = Field(1, ge=1)
+    # Multi-behaviour: the distinct behaviour values (e.g. ratings 1..5) embedded as an extra
+    # input per position; empty = off. Set from data.behaviour by the trainer.
+    behaviour_levels: list[float] = Field(default_factory=list)
+    # Also predict the next interaction's behaviour from (hidden state, next item) as an
+    # auxiliary target, weighted by loss.behaviour_weight.
+    predict_behaviour: bool = False
     init_std: float = Field(0.02, gt=0.0)
 
     hstu: HSTUOptions = Field(default_factory=HSTUOptions)
@@ -126,6 +135,8 @@ class ModelConfig(StrictModel):
         rope = self.backbone == "llama" or (self.backbone == "hstu" and self.hstu.rope)
         if rope and self.head_qk_dim % 2:
             raise ValueError(f"RoPE needs an even per-head q/k width, got {self.head_qk_dim}")
+        if self.behaviour_levels != sorted(set(self.behaviour_levels)):
+            raise ValueError("behaviour_levels must be distinct and increasing")
         return self
 
     # Derived values, in one place so modules and the analytic counts agree.

@@ -75,6 +75,11 @@ def count_parameters_from_config(cfg: ModelConfig, num_items: int) -> ParamCount
     tables = (1 if cfg.tied else 2) * (num_items + 1)
     if cfg.num_item_features:
         tables += cfg.num_item_features + 1
+    levels = len(cfg.behaviour_levels)
+    if levels:
+        tables += levels + 1
+        if cfg.predict_behaviour:
+            non_emb += (2 * cfg.dim + 1) * levels  # the behaviour head, a linear layer
     return ParamCounts(non_embedding=non_emb, embedding=emb + tables * cfg.dim)
 
 

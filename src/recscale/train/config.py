@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from recscale.config import StrictModel, apply_overrides, load_yaml, merge, validate
 from recscale.models import ModelConfig
@@ -31,6 +31,11 @@ class DataConfig(StrictModel):
     temporal_quantile: float = 0.9
     fraction: float = Field(1.0, gt=0.0, le=1.0)
     fraction_by: Literal["users", "interactions"] = "users"
+    # Item side information fused into item vectors: "attributes" (genres, S3-Rec attribute
+    # maps) and/or "domain" (a merged dataset's domain per item).
+    item_features: list[Literal["attributes", "domain"]] = Field(default_factory=list)
+    # Multi-behaviour: "rating" feeds each interaction's rating as a behaviour input.
+    behaviour: Literal["none", "rating"] = "none"
 
 
 class EvalConfig(StrictModel):
@@ -71,6 +76,12 @@ class RunConfig(StrictModel):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
+
+    @model_validator(mode="after")
+    def _behaviour_source(self) -> RunConfig:
+        if self.model.predict_behaviour and self.data.behaviour == "none":
+            raise ValueError("model.predict_behaviour needs data.behaviour (allowed: rating)")
+        return self
 
 
 def load_run_config(

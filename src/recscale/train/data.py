@@ -1,13 +1,23 @@
-"""From a ``DataConfig`` to a dataset and its split (the trainer's only data entry point)."""
+"""From a ``DataConfig`` to a dataset, its split, and the model the data shapes
+(the trainer's and the run loader's only data entry point)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+import numpy as np
+
 from recscale.data import splits
+from recscale.data.attributes import item_features
 from recscale.data.dataset import SequenceDataset
 from recscale.data.merge import merge_domains
 from recscale.data.store import load_dataset, read_path
 from recscale.errors import RecscaleError
 from recscale.registry import Registry
+
+if TYPE_CHECKING:
+    from recscale.models import SequenceRecommender
+    from recscale.train.config import RunConfig
 
 SPLITS: Registry = Registry("split")
 SPLITS.register("leave_one_out")(lambda ds, cfg: splits.leave_one_out(ds))
@@ -42,3 +52,49 @@ def prepare_data(cfg, seed: int) -> tuple[SequenceDataset, splits.Split]:
     if cfg.fraction < 1.0:
         split = splits.subsample_train(split, cfg.fraction, by=cfg.fraction_by, seed=seed)
     return dataset, split
+
+
+# More distinct values than this are a continuous score, not a set of behaviour types.
+MAX_BEHAVIOUR_LEVELS = 64
+
+
+def behaviour_levels(dataset: SequenceDataset) -> list[float]:
+    """The distinct ratings of ``dataset``, sorted: its behaviour vocabulary."""
+    if dataset.ratings is None:
+        raise RecscaleError(
+            f"data.behaviour='rating' but dataset {dataset.name!r} has no ratings "
+            "(use a source with ratings, e.g. ml-1m or ml-100k)"
+        )
+    values = np.unique(dataset.ratings[~np.isnan(dataset.ratings)])
+    if len(values) > MAX_BEHAVIOUR_LEVELS:
+        raise RecscaleError(
+            f"data.behaviour='rating': dataset {dataset.name!r} has {len(values)} distinct "
+            f"ratings; at most {MAX_BEHAVIOUR_LEVELS} behaviour levels are supported"
+        )
+    return [float(v) for v in values]
+
+
+def build_run_model(
+    cfg: RunConfig, dataset: SequenceDataset
+) -> tuple[RunConfig, SequenceRecommender]:
+    """The run's model, with the model fields the data decides filled into the returned
+    config (feature vocabulary and slots, behaviour levels) and the item feature table set."""
+    import torch
+
+    from recscale.models import build_model
+
+    update: dict = {}
+    features = None
+    if cfg.data.item_features:
+        features = item_features(dataset, cfg.data.item_features, cfg.data.data_dir)
+        update["num_item_features"] = features.vocab_size
+        update["item_feature_slots"] = features.table.shape[1]
+    if cfg.data.behaviour == "rating":
+        update["behaviour_levels"] = behaviour_levels(dataset)
+    if update:
+        model_cfg = cfg.model.model_validate({**cfg.model.model_dump(), **update})
+        cfg = cfg.model_copy(update={"model": model_cfg})
+    model = build_model(cfg.model, dataset.num_items)
+    if features is not None and features.vocab_size:
+        model.set_item_features(torch.from_numpy(features.table))
+    return cfg, model

@@ -38,6 +38,9 @@ class LossConfig(StrictModel):
     logq_correction: bool = Field(
         False, description="subtract log sampling probability from negative logits"
     )
+    behaviour_weight: float = Field(
+        1.0, ge=0.0, description="weight of the next-behaviour loss (model.predict_behaviour)"
+    )
 
 
 LOSSES: Registry[type[Loss]] = Registry("loss")
@@ -243,3 +246,18 @@ class BinaryCrossEntropy(Loss):
         neg_logit = (query * model.item_vectors(negatives[mask]).float()).sum(-1) / tau
         neg_loss = F.softplus(neg_logit).masked_fill(clash[mask], 0.0)
         return (F.softplus(-pos_logit) + neg_loss).sum(), count
+
+
+def behaviour_loss(
+    model: Any, hidden: torch.Tensor, targets: torch.Tensor, target_ratings: torch.Tensor | None
+) -> torch.Tensor:
+    """Summed cross-entropy of the next interaction's behaviour level (multi-behaviour
+    auxiliary target) over positions with a target whose behaviour is a known level."""
+    if target_ratings is None:
+        raise ValueError("the model predicts behaviours but the batch has no ratings")
+    levels = model.behaviour_ids(target_ratings)
+    mask = (targets != 0) & (levels > 0)
+    if not mask.any():
+        return hidden.sum() * 0.0
+    logits = model.behaviour_logits(hidden[mask], targets[mask]).float()
+    return F.cross_entropy(logits, levels[mask] - 1, reduction="sum")

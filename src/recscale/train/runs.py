@@ -12,10 +12,10 @@ from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import Split
 from recscale.errors import RecscaleError
 from recscale.eval.protocols import parse_protocol
-from recscale.models import SequenceRecommender, build_model
+from recscale.models import SequenceRecommender
 from recscale.train import checkpoint as ckpt
 from recscale.train.config import RunConfig, load_run_config
-from recscale.train.data import prepare_data
+from recscale.train.data import build_run_model, prepare_data
 from recscale.train.distributed import Dist, pick_device
 from recscale.train.trainer import run_protocol
 
@@ -41,7 +41,7 @@ def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "auto"
         target = run_dir / "checkpoints" / "last"
     weights, _, _ = ckpt.load_checkpoint(target)
     dev = pick_device(device)
-    model = build_model(cfg.model, dataset.num_items)
+    cfg, model = build_run_model(cfg, dataset)
     model.load_state_dict(weights)
     model.to(dev).eval()
     return LoadedRun(cfg, model, dataset, split, dev)
@@ -81,8 +81,12 @@ def recommend(
     times = ds.user_timestamps(user)
     items = torch.as_tensor(history, dtype=torch.long, device=run.device)[None]
     ts = None if times is None else torch.as_tensor(times[-len(history) :], device=run.device)[None]
+    ratings = None
+    if ds.ratings is not None:
+        window = ds.ratings[ds.offsets[user] : ds.offsets[user + 1]][-len(history) :]
+        ratings = torch.as_tensor(window, device=run.device)[None]
     lengths = torch.tensor([len(history)], device=run.device)
-    hidden = run.model.encode(items, ts, lengths)[0, len(history) - 1]
+    hidden = run.model.encode(items, ts, lengths, ratings)[0, len(history) - 1]
     scores = run.model.query_vectors(hidden) @ run.model.item_vectors().T / run.model.temperature
     scores[0] = -torch.inf
     if exclude_history:

@@ -28,11 +28,11 @@ from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import Split
 from recscale.eval.evaluator import evaluate
 from recscale.eval.protocols import Protocol, parse_protocol
-from recscale.models import SequenceRecommender, build_model
+from recscale.models import SequenceRecommender
 from recscale.models.size import count_parameters, flops_per_token
 from recscale.train import checkpoint as ckpt
 from recscale.train.config import RunConfig
-from recscale.train.data import prepare_data
+from recscale.train.data import build_run_model, prepare_data
 from recscale.train.distributed import (
     Dist,
     all_reduce_sum,
@@ -41,7 +41,7 @@ from recscale.train.distributed import (
     pick_device,
     sum_gradients,
 )
-from recscale.train.losses import build_loss
+from recscale.train.losses import behaviour_loss, build_loss
 from recscale.train.optim import OptimizerSwitch, build_optimizer, lr_factor, set_lr
 
 
@@ -87,7 +87,8 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunRe
     seed_everything(cfg.seed)
 
     dataset, split = prepare_data(cfg.data, cfg.seed)
-    model = build_model(cfg.model, dataset.num_items).to(device)
+    cfg, model = build_run_model(cfg, dataset)
+    model = model.to(device)
     loss_fn = build_loss(cfg.loss)
     optimizer = build_optimizer(model, cfg.optim)
     switch = OptimizerSwitch(cfg.optim.switch_to_sgd)
@@ -161,8 +162,12 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunRe
         for micro, batch in enumerate(bar, start=1):
             batch = batching.to_device(batch, device)
             with autocast:
-                hidden = model.encode(batch.items, batch.timestamps, batch.lengths)
+                hidden = model.encode(batch.items, batch.timestamps, batch.lengths, batch.ratings)
                 loss_sum, count = loss_fn(model, hidden, batch.targets, sampler)
+                if model.behaviour_head is not None:
+                    loss_sum = loss_sum + cfg.loss.behaviour_weight * behaviour_loss(
+                        model, hidden, batch.targets, batch.target_ratings
+                    )
             loss_sum.backward()
             epoch_loss += float(loss_sum.detach())
             epoch_count += int(count)
