@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Background queue E (one CPU thread): the complex-behaviour studies of issue 6.
+set -u
+cd "$(dirname "$0")/.."
+export RECSCALE_DATA_MIRROR=${RECSCALE_DATA_MIRROR:-$(realpath ../shared/data)}
+R=.venv/bin/recscale
+for study in ${STUDIES:-complex-behaviour-ml1m multi-domain-amazon}; do
+  $R sweep configs/sweeps/$study.yaml --out runs/$study --set train.num_threads=1
+  $R report runs/$study
+done
