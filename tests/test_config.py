@@ -54,7 +54,7 @@ def test_load_yaml_reports_line_of_syntax_error(tmp_path: Path):
 def test_run_config_names_the_missing_behaviour_source_and_bad_feature_kinds():
     from recscale.train import load_run_config
 
-    with pytest.raises(RecscaleError, match="data.behaviour"):
+    with pytest.raises(RecscaleError, match=r"data\.behaviour"):
         load_run_config(overrides=["model.predict_behaviour=true"])
     with pytest.raises(RecscaleError, match="item_features"):
         load_run_config(overrides=["data.item_features=[colour]"])

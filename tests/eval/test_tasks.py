@@ -21,6 +21,7 @@ from recscale.eval.tasks import (
     parse_options,
     popularity_groups,
     run_task,
+    saved_result,
     summarise,
     truncate,
 )
@@ -252,3 +253,12 @@ def test_run_task_on_a_trained_run_writes_its_result(tmp_path):
     final = json.loads((tmp_path / "run" / "final.json").read_text())["test"]
     assert result["result"]["replace"]["0.0"]["hr@10"] == pytest.approx(final["hr@10"])
     assert result["protocol"] == "full"
+    # Non-default options are never reused as the default result; defaults are, under the
+    # same protocol and result format only.
+    assert saved_result(tmp_path / "run", "noise", "full") is None
+    default = run_task(tmp_path / "run", "noise")
+    assert saved_result(tmp_path / "run", "noise", "full") == json.loads(json.dumps(default))
+    assert saved_result(tmp_path / "run", "noise", "sampled-100") is None
+    path = tmp_path / "run" / "tasks" / "noise.json"
+    path.write_text(json.dumps({**default, "format": 1}))
+    assert saved_result(tmp_path / "run", "noise", "full") is None

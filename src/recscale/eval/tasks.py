@@ -449,6 +449,31 @@ def flatten_result(result: Mapping[str, Any], prefix: str = "") -> dict[str, dic
 # ---------------------------------------------------------------- entry point
 
 
+# Bump when a task's result layout or meaning changes: saved results of another format are
+# recomputed rather than reused.
+RESULT_FORMAT = 2
+
+
+def _normalised(opts: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}
+
+
+def saved_result(run_dir: str | Path, task: str, protocol: str) -> dict[str, Any] | None:
+    """The saved default-options result of ``task`` for ``run_dir`` under ``protocol`` (best
+    checkpoint), or None when there is none or it was computed differently."""
+    path = Path(run_dir) / "tasks" / f"{task}.json"
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    same = (
+        saved.get("format") == RESULT_FORMAT
+        and saved.get("options") == _normalised(parse_options(task, None))
+        and saved.get("protocol") == protocol
+        and saved.get("checkpoint") == "best"
+    )
+    return saved if same else None
+
+
 def run_task(
     run_dir: str | Path,
     task: str,
@@ -474,12 +499,13 @@ def run_task(
         batch_size=run.cfg.eval.batch_size,
     )
     result = {
+        "format": RESULT_FORMAT,
         "run": str(run_dir),
         "task": task,
         "description": spec.description,
         "protocol": proto.name,
         "checkpoint": checkpoint,
-        "options": {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()},
+        "options": _normalised(opts),
         "result": spec.run(ctx, opts),
     }
     if save:

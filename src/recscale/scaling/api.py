@@ -92,15 +92,17 @@ def sweep_tasks(
 ) -> dict[str, list[tuple[str, float, dict[str, dict]]]]:
     """Each finished run's challenge-task results (computed once, then read from
     ``runs/<run>/tasks/<task>.json``), ready for the report."""
-    from recscale.eval.tasks import flatten_result, run_task
+    from recscale.eval.protocols import parse_protocol
+    from recscale.eval.tasks import flatten_result, run_task, saved_result
+    from recscale.train import load_run_config
 
     out: dict[str, list[tuple[str, float, dict[str, dict]]]] = {}
     for task in tasks:
         points = []
         for run, params in table.select("run", "non_embedding_params").iter_rows():
             run_dir = Path(sweep_dir) / "runs" / run
-            saved = run_dir / "tasks" / f"{task}.json"
-            result = json.loads(saved.read_text()) if saved.is_file() else run_task(run_dir, task)
+            protocol = parse_protocol(load_run_config(run_dir / "config.yaml").eval.protocol)
+            result = saved_result(run_dir, task, protocol.name) or run_task(run_dir, task)
             points.append((run, float(params), flatten_result(result["result"])))
         out[task] = points
     return out
