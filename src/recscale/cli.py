@@ -32,6 +32,10 @@ Overrides = Annotated[
     list[str] | None, typer.Option("--set", help="Override a config key: key.sub=value")
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table")]
+Where = Annotated[
+    list[str] | None,
+    typer.Option("--where", help="Only runs with column=value (repeatable), e.g. layers=2"),
+]
 
 
 def _print_json(obj: Any) -> None:
@@ -366,12 +370,15 @@ def fit(
         str | None, typer.Option(help="largest:K, or run names separated by commas")
     ] = None,
     boot: Annotated[int, typer.Option(help="Bootstrap resamples for intervals")] = 200,
+    where: Where = None,
     as_json: AsJson = False,
 ) -> None:
     """Fit a law to a results table; with --holdout, predict and score the held-out runs."""
     from recscale.scaling.api import fit_results
 
-    out = fit_results(results, law=law, metric=metric, holdout=holdout, n_boot=boot)
+    out = fit_results(
+        results, law=law, metric=metric, holdout=holdout, n_boot=boot, where=where or []
+    )
     if as_json:
         _print_json(out)
     else:
@@ -388,6 +395,7 @@ def predict(
     compute: Annotated[float | None, typer.Option(help="Training FLOPs")] = None,
     layers: Annotated[float | None, typer.Option(help="Layers (performance law)")] = None,
     dim: Annotated[float | None, typer.Option(help="Embedding size (performance law)")] = None,
+    where: Where = None,
     as_json: AsJson = False,
 ) -> None:
     """What would a model of this size score? Fits the law, then predicts with an interval."""
@@ -400,7 +408,7 @@ def predict(
         ).items()
         if v is not None
     }
-    out = predict_point(results, law=law, metric=metric, point=point)
+    out = predict_point(results, law=law, metric=metric, point=point, where=where or [])
     if as_json:
         _print_json(out)
     else:

@@ -75,3 +75,25 @@ def test_report_has_laws_tasks_and_commands(sweep_dir):
     text = md.read_text()
     assert "## Challenge task: noise (hr@10)" in text
     assert "replace / 0.5" in text
+
+
+def test_where_fits_only_the_matching_runs(sweep_dir):
+    from recscale.errors import RecscaleError
+    from recscale.scaling.api import fit_results, select_rows
+    from recscale.scaling.sweep import read_results
+
+    table = read_results(sweep_dir)
+    assert select_rows(table, ["layers=1"])["run"].to_list() == [
+        r for r in table["run"].to_list() if r.startswith("layers1")
+    ]
+    assert select_rows(table, ["layers = 2", "dim=24"]).height == 1
+    out = fit_results(sweep_dir, law="log_compute", metric="loss", n_boot=5, where=["layers=2"])
+    assert sorted(out["fitted_runs"]) == ["layers2-dim16", "layers2-dim24"]
+    for bad, message in (
+        (["layers"], "column=value"),
+        (["colour=red"], "no column"),
+        (["layers=two"], "numeric"),
+        (["layers=7"], "no run matches"),
+    ):
+        with pytest.raises(RecscaleError, match=message):
+            select_rows(table, bad)

@@ -39,9 +39,11 @@ def fit_results(
     holdout: str | None = None,
     n_boot: int = 200,
     seed: int = 0,
+    where: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Fit ``law`` to ``metric``; with ``holdout``, score the predictions of the held-out runs."""
-    table = read_results(results)
+    """Fit ``law`` to ``metric`` (on the rows matching every ``column=value`` of ``where``);
+    with ``holdout``, score the predictions of the held-out runs."""
+    table = select_rows(read_results(results), where)
     _require_column(table, metric)
     if holdout is None:
         return fit_summary(fit_law(LAWS.get(law), table, metric=metric, n_boot=n_boot, seed=seed))
@@ -63,9 +65,11 @@ def predict_point(
     point: dict[str, float],
     n_boot: int = 200,
     seed: int = 0,
+    where: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Fit on every run, then predict ``metric`` at ``point`` with a prediction interval."""
-    table = read_results(results)
+    """Fit on every run (matching ``where``), then predict ``metric`` at ``point`` with a
+    prediction interval."""
+    table = select_rows(read_results(results), where)
     _require_column(table, metric)
     the_law = LAWS.get(law)
     missing = [c for c in the_law.inputs if c not in point]
@@ -167,6 +171,29 @@ def demo(spec: str | Path, out: str | Path) -> Path:
         raise RecscaleError(f"{len(result.failed)} demo runs failed: {result.failed}")
     html, _ = report_sweep(out)
     return html
+
+
+def select_rows(table: pl.DataFrame, where: Sequence[str]) -> pl.DataFrame:
+    """The rows where every ``column=value`` holds (numbers compared as numbers)."""
+    for condition in where:
+        column, sep, raw = condition.partition("=")
+        column, raw = column.strip(), raw.strip()
+        if not sep or not column:
+            raise RecscaleError(f"--where {condition!r}: expected column=value, e.g. layers=2")
+        _require_column(table, column)
+        if table.schema[column].is_numeric():
+            try:
+                value: Any = float(raw)
+            except ValueError:
+                raise RecscaleError(
+                    f"--where {condition!r}: column {column!r} is numeric, got {raw!r}"
+                ) from None
+        else:
+            value = raw
+        table = table.filter(pl.col(column) == value)
+        if table.height == 0:
+            raise RecscaleError(f"--where {condition!r}: no run matches")
+    return table
 
 
 def _require_column(table: pl.DataFrame, metric: str) -> None:
