@@ -62,6 +62,25 @@ def _figure(ncols: int = 1, width: float = 7.2, height: float = 4.4) -> tuple[Fi
     return fig, list(axes)
 
 
+def _tidy_log_axes(fig: Figure) -> Figure:
+    """Readable log axes: SI labels at 1, 2, 5 x 10^k over short ranges and at powers of ten
+    over long ones, never on minor ticks (matplotlib's defaults overlap on short ranges)."""
+    ticker = matplotlib.ticker
+    for ax in fig.axes:
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale != "log":
+                continue
+            if getattr(axis.get_transform(), "base", 10) != 10:
+                continue  # base-2 axes (layers) keep their own labels
+            lo, hi = sorted(axis.get_view_interval())
+            decades = np.log10(hi / lo) if lo > 0 else 99
+            subs = (1.0, 2.0, 5.0) if decades <= 2 else (1.0,)
+            axis.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=8))
+            axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: _fmt_si(v)))
+            axis.set_minor_formatter(ticker.NullFormatter())
+    return fig
+
+
 def _palette(n: int) -> list:
     cmap = matplotlib.colormaps["viridis" if n > 4 else "tab10"]
     return [cmap(i / max(n - 1, 1) * 0.9) if n > 4 else cmap(i) for i in range(n)]
@@ -105,7 +124,7 @@ def plot_one_input_law(
     ax.set_ylabel(metric_label(fit.metric))
     ax.set_title(title or f"{metric_label(fit.metric)} vs {fit.law.inputs[0]}")
     ax.legend(loc="best")
-    return fig
+    return _tidy_log_axes(fig)
 
 
 def _held_out(fit: FitResult, holdout: Sequence[HoldoutRow]) -> tuple[list, list[float]]:
@@ -222,7 +241,7 @@ def plot_data_scaling(
     ax.set_ylabel(metric_label(metric))
     ax.set_title("Data scaling: loss vs training tokens")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model size (measured)")
-    return fig
+    return _tidy_log_axes(fig)
 
 
 def plot_compute_law(
@@ -276,7 +295,7 @@ def plot_compute_law(
     ax.set_ylabel(metric_label(fit.metric))
     ax.set_title(f"{metric_label(fit.metric).split(' (')[0]} vs training compute")
     ax.legend(loc="best")
-    return fig
+    return _tidy_log_axes(fig)
 
 
 def plot_performance_law(fit: FitResult) -> Figure:
@@ -319,7 +338,7 @@ def plot_performance_law(fit: FitResult) -> Figure:
     ax2.set_ylabel(metric_label(fit.metric))
     ax2.set_title("Fitted surface along layers (dots: measured)")
     ax2.legend(loc="best", title="embedding dim", ncols=2 if len(dims) > 4 else 1)
-    return fig
+    return _tidy_log_axes(fig)
 
 
 def plot_cross_backbone(results: pl.DataFrame, metrics: Sequence[str]) -> Figure:
@@ -369,7 +388,7 @@ def plot_cross_backbone(results: pl.DataFrame, metrics: Sequence[str]) -> Figure
         ax.set_ylabel(metric_label(metric))
         ax.set_title(f"{metric_label(metric).split(' (')[0]} by backbone")
         ax.legend(loc="best", title="backbone")
-    return fig
+    return _tidy_log_axes(fig)
 
 
 def plot_frontier(fit: FitResult, budgets: np.ndarray) -> Figure:
@@ -386,7 +405,7 @@ def plot_frontier(fit: FitResult, budgets: np.ndarray) -> Figure:
     ax.set_ylabel("count (parameters or tokens)")
     ax.set_title("Compute-optimal allocation under C = 6·N·D (joint law)")
     ax.legend(loc="upper left")
-    return fig
+    return _tidy_log_axes(fig)
 
 
 def plot_task(
@@ -414,7 +433,7 @@ def plot_task(
     ax.set_ylabel(metric_label(metric))
     ax.set_title(f"{task}: {metric_label(metric).split(' (')[0]} by model size")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="group", fontsize=8.5)
-    return fig
+    return _tidy_log_axes(fig)
 
 
 def natural_key(label: str) -> tuple:
