@@ -72,3 +72,20 @@ def test_registered_datasets_merge_through_the_data_config(mirror):
         len(set(merged.item_domains[merged.sequence(u)])) for u in range(merged.num_users)
     }
     assert per_user_domains == {1}  # S3-Rec renumbers users per dataset: nobody is shared
+
+
+def test_users_of_one_domain_keep_the_merged_item_ids():
+    from recscale.train.data import users_in_domains
+
+    a = dataset("a", {"u": [1, 2], "w": [2]}, {"u": [1, 5], "w": [3]})
+    b = dataset("b", {"u": [1], "v": [2, 1]}, {"u": [3], "v": [1, 2]})
+    merged = merge_domains([a, b], shared_users=True)
+    only_b = users_in_domains(merged, ["b"])
+    assert list(only_b.user_ids) == ["v"]  # "u" also has items of "a"
+    assert only_b.num_items == merged.num_items
+    assert only_b.sequence(0).tolist() == [4, 3]  # b's items 2, 1 after a's two items
+    assert sorted(users_in_domains(merged, ["a", "b"]).user_ids) == ["u", "v", "w"]
+    with pytest.raises(RecscaleError, match="allowed"):
+        users_in_domains(merged, ["c"])
+    with pytest.raises(RecscaleError, match="a\\+b"):
+        users_in_domains(a, ["a"])

@@ -169,3 +169,30 @@ def test_side_information_and_behaviours_train_and_reload_on_real_data(tmp_path,
     again = evaluate_run(tmp_path / "run")["metrics"]
     assert again["hr@10"] == pytest.approx(result.final["test"]["hr@10"], abs=1e-12)
     assert again["loss"] == pytest.approx(result.final["test"]["loss"], rel=1e-6)
+
+
+def test_init_from_starts_where_another_run_ended_and_refuses_a_different_model(
+    tmp_path, data_file
+):
+    from recscale.errors import RecscaleError
+
+    fast = ("optim.lr=0.01", "model.dropout=0.0", "model.emb_dropout=0.0")
+    first = train(tiny_config(data_file, "train.epochs=15", *fast), tmp_path / "a")
+    scratch = train(tiny_config(data_file, "train.epochs=1", *fast), tmp_path / "b")
+    tuned = train(
+        tiny_config(data_file, "train.epochs=1", *fast, f"train.init_from={tmp_path / 'a'}"),
+        tmp_path / "c",
+    )
+
+    def first_loss(run: Path) -> float:
+        return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])["train_loss"]
+
+    # Fine-tuning begins at the pretrained model's level, far below a fresh start.
+    assert first_loss(tmp_path / "c") < first_loss(tmp_path / "b") - 0.5
+    assert tuned.final["test"]["hr@1"] > 0.3 > scratch.final["test"]["hr@1"]
+    assert first.final["test"]["hr@1"] > 0.3
+    with pytest.raises(RecscaleError, match="shape mismatch"):
+        train(
+            tiny_config(data_file, "model.dim=8", f"train.init_from={tmp_path / 'a'}"),
+            tmp_path / "d",
+        )

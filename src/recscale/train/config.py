@@ -36,6 +36,10 @@ class DataConfig(StrictModel):
     item_features: list[Literal["attributes", "domain"]] = Field(default_factory=list)
     # Multi-behaviour: "rating" feeds each interaction's rating as a behaviour input.
     behaviour: Literal["none", "rating"] = "none"
+    # With merged datasets: keep only the users whose interactions all lie in these domains
+    # (train on one domain); the item id space stays the merged one, so runs on different
+    # domains share item ids and can initialise from each other (train.init_from).
+    domains: list[str] = Field(default_factory=list)
 
 
 class EvalConfig(StrictModel):
@@ -65,6 +69,9 @@ class TrainConfig(StrictModel):
     num_threads: int | None = None
     tensorboard: bool = False
     progress: bool = True
+    # Start from another run's weights (its best checkpoint; or a checkpoint directory),
+    # e.g. a model pretrained on another domain: transfer by fine-tuning. Shapes must match.
+    init_from: str | None = None
 
 
 class RunConfig(StrictModel):

@@ -41,9 +41,31 @@ def load_source(cfg) -> SequenceDataset:
         load_dataset(n, data_dir=cfg.data_dir, recipe_overrides=cfg.recipe or None) for n in names
     ]
     if len(datasets) == 1:
-        return datasets[0]
-    # "a+b": one id space with item domains, for cross-domain studies.
-    return merge_domains(datasets, shared_users=cfg.shared_users)
+        dataset = datasets[0]
+    else:
+        # "a+b": one id space with item domains, for cross-domain studies.
+        dataset = merge_domains(datasets, shared_users=cfg.shared_users)
+    return users_in_domains(dataset, cfg.domains) if cfg.domains else dataset
+
+
+def users_in_domains(dataset: SequenceDataset, domains: list[str]) -> SequenceDataset:
+    """The users whose every interaction is an item of ``domains`` (items keep their ids)."""
+    if dataset.item_domains is None:
+        raise RecscaleError("data.domains needs merged datasets with item domains (data.name: a+b)")
+    unknown = [d for d in domains if d not in dataset.domain_names]
+    if unknown:
+        raise RecscaleError(
+            f"data.domains: unknown domain(s) {unknown}; allowed: {list(dataset.domain_names)}"
+        )
+    wanted = np.zeros(len(dataset.domain_names) + 1, dtype=bool)
+    wanted[[dataset.domain_names.index(d) + 1 for d in domains]] = True
+    inside = wanted[dataset.item_domains[dataset.items]]
+    user_of = np.repeat(np.arange(dataset.num_users), dataset.lengths)
+    outside_per_user = np.bincount(user_of, weights=~inside, minlength=dataset.num_users)
+    users = np.flatnonzero((outside_per_user == 0) & (dataset.lengths > 0))
+    if len(users) == 0:
+        raise RecscaleError(f"data.domains {domains}: no user has interactions only there")
+    return dataset.select_users(users)
 
 
 def prepare_data(cfg, seed: int) -> tuple[SequenceDataset, splits.Split]:

@@ -26,6 +26,7 @@ from recscale.config import dump_yaml
 from recscale.data import batching
 from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import Split
+from recscale.errors import RecscaleError
 from recscale.eval.evaluator import evaluate
 from recscale.eval.protocols import Protocol, parse_protocol
 from recscale.models import SequenceRecommender
@@ -98,7 +99,10 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunRe
     state = TrainState()
 
     last_dir, best_dir = run_dir / "checkpoints" / "last", run_dir / "checkpoints" / "best"
-    if resume and ckpt.find_checkpoint(last_dir) is not None:
+    resuming = resume and ckpt.find_checkpoint(last_dir) is not None
+    if cfg.train.init_from and not resuming:
+        init_weights(model, cfg.train.init_from)
+    if resuming:
         state, optimizer = _restore(last_dir, model, optimizer, switch, sampler, cfg, device)
         if state.finished and (run_dir / "final.json").is_file():
             if state.stop_reason is not None or state.epoch >= cfg.train.epochs:
@@ -384,6 +388,28 @@ def hardware(device: torch.device, dist: Dist) -> dict[str, Any]:
     return info
 
 
+def init_weights(model: torch.nn.Module, source: str | Path) -> None:
+    """Load another run's best weights (or a checkpoint directory's) into ``model``."""
+    source = Path(source)
+    target = source / "checkpoints" / "best" if (source / "checkpoints").is_dir() else source
+    weights, _, _ = ckpt.load_checkpoint(target)
+    own = model.state_dict()
+    mismatched = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in weights.items()
+        if k in own and v.shape != own[k].shape
+    ]
+    missing = sorted(set(own) - set(weights))
+    unexpected = sorted(set(weights) - set(own))
+    if mismatched or missing or unexpected:
+        raise RecscaleError(
+            f"train.init_from {source}: the weights do not fit this model "
+            f"(shape mismatch: {mismatched or 'none'}; missing: {missing or 'none'}; "
+            f"unexpected: {unexpected or 'none'}); use the same model config and item space"
+        )
+    model.load_state_dict({k: v.to(own[k].device) for k, v in weights.items()})
+
+
 def _save(directory: Path, model, optimizer, state: TrainState, sampler: torch.Generator) -> None:
     meta, tensors = ckpt.optimizer_to_flat(optimizer)
     tensors.update(ckpt.rng_state({"sampler": sampler}))
@@ -450,8 +476,6 @@ def _tensorboard(cfg: RunConfig, run_dir: Path, dist: Dist):
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
-        from recscale.errors import RecscaleError
-
         raise RecscaleError(
             "train.tensorboard=true needs the tensorboard package: pip install tensorboard"
         ) from None
