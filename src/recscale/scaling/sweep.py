@@ -92,10 +92,17 @@ def expand(spec: SweepSpec, base: dict[str, Any], source: str = "sweep") -> list
     points = spec.points or [{}]
     runs, seen = [], set()
     for point in points:
+        # A point may name its run ("name: pretrain-beauty"), e.g. so another point can
+        # refer to it; grid coordinates are appended.
+        point = dict(point)
+        label = point.pop("name", None)
         for cell in grid:
             coords = {**point, **cell}
             data = apply_overrides(base, [f"{k}={json.dumps(v)}" for k, v in coords.items()])
-            name = run_name(spec.name, coords)
+            if label is None:
+                name = run_name(spec.name, coords)
+            else:
+                name = "-".join([str(label), run_name("", cell)]) if cell else str(label)
             if name in seen:
                 raise RecscaleError(f"{source}: two points give the same run {name!r}")
             seen.add(name)
