@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recscale.data.batching import eval_batches, to_device, train_batches
+from recscale.data.batching import eval_batches, replace_inputs, to_device, train_batches
 from recscale.data.splits import leave_one_out
 
 from .conftest import make_dataset
@@ -110,3 +110,18 @@ def test_accumulation_and_ranks_compose():
     r0, r1 = users(4, 0, 2), users(4, 1, 2)
     assert len(r0) == len(r1) == len(big)
     assert [sorted(a + b) for a, b in zip(r0, r1, strict=True)] == [sorted(x) for x in big]
+
+
+def test_training_noise_replaces_inputs_at_the_rate_and_keeps_targets():
+    rng = np.random.default_rng(0)
+    ds = make_dataset([list(rng.integers(1, 500, size=60)) for _ in range(50)])
+    batch = next(train_batches(ds, max_len=50, batch_size=50, seed=0, epoch=0))
+    noisy = replace_inputs(batch, 0.3, 500, torch.Generator().manual_seed(1))
+    again = replace_inputs(batch, 0.3, 500, torch.Generator().manual_seed(1))
+    assert torch.equal(noisy.items, again.items)
+    assert torch.equal(noisy.targets, batch.targets)
+    real = batch.items != 0
+    assert torch.equal(noisy.items != 0, real)  # padding stays padding
+    changed = (noisy.items != batch.items)[real].float().mean().item()
+    assert 0.25 < changed < 0.35  # about rate * (1 - 1/500)
+    assert replace_inputs(batch, 0.0, 500) is batch

@@ -171,6 +171,23 @@ def eval_batches(
         )
 
 
+def replace_inputs(
+    batch: Batch, rate: float, num_items: int, generator: torch.Generator | None = None
+) -> Batch:
+    """Training-time noise: each real input item replaced by a uniform random item with
+    probability ``rate``; targets stay clean (the model learns to read through noise)."""
+    from dataclasses import replace
+
+    import torch
+
+    if rate <= 0:
+        return batch
+    items = batch.items
+    hit = (torch.rand(items.shape, generator=generator) < rate) & (items != 0)
+    noise = torch.randint(1, num_items + 1, items.shape, generator=generator)
+    return replace(batch, items=torch.where(hit, noise, items))
+
+
 def to_device(batch: Batch | EvalBatch, device: torch.device | str, non_blocking: bool = False):
     """The same batch with every tensor moved to ``device`` (None stays None)."""
     from dataclasses import fields, replace

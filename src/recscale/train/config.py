@@ -69,6 +69,9 @@ class TrainConfig(StrictModel):
     num_threads: int | None = None
     tensorboard: bool = False
     progress: bool = True
+    # Training-time noise: each input item replaced by a random item with this probability
+    # (targets stay clean), for noise-robustness studies beside the test-time `noise` task.
+    input_noise: float = Field(0.0, ge=0.0, lt=1.0)
     # Start from another run's weights (its best checkpoint; or a checkpoint directory),
     # e.g. a model pretrained on another domain: transfer by fine-tuning. Shapes must match.
     init_from: str | None = None

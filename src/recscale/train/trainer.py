@@ -164,6 +164,9 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunRe
             pending = 0
 
         for micro, batch in enumerate(bar, start=1):
+            batch = batching.replace_inputs(
+                batch, cfg.train.input_noise, dataset.num_items, sampler
+            )
             batch = batching.to_device(batch, device)
             with autocast:
                 hidden = model.encode(batch.items, batch.timestamps, batch.lengths, batch.ratings)
