@@ -24,6 +24,7 @@ from recscale.eval.tasks import (
     saved_result,
     summarise,
     truncate,
+    unseen_tail,
 )
 from tests.eval.test_evaluator import LastItemModel, make_eval_set, random_eval_set
 from tests.train.test_trainer import tiny_config, write_sequences
@@ -41,6 +42,22 @@ def context(model, test, train=None, protocol="full") -> TaskContext:
         device=torch.device("cpu"),
         ks=KS,
         batch_size=7,
+    )
+
+
+def untrained(eval_set):
+    """A training set with an empty sequence for every user (nothing was a training target)."""
+    from dataclasses import replace
+
+    h = eval_set.histories
+    n = int(eval_set.users.max()) + 1
+    return replace(
+        h,
+        offsets=np.zeros(n + 1, dtype=np.int64),
+        items=np.zeros(0, dtype=np.int64),
+        user_ids=np.array([str(u) for u in range(n)]),
+        timestamps=None,
+        ratings=None,
     )
 
 
@@ -127,7 +144,7 @@ def test_cold_start_cut_beyond_every_history_changes_nothing(toy):
 
 
 def test_multi_step_horizon_one_is_the_plain_next_item_task(toy):
-    ctx = context(LastItemModel(25, 6), toy)
+    ctx = context(LastItemModel(25, 6), toy, train=untrained(toy))
     result = TASKS.get("multi-step").run(ctx, parse_options("multi-step", ["horizons=1"]))
     reference = plain(ctx, toy)
     same_metrics(result["set"]["1"], reference)
@@ -150,13 +167,37 @@ def test_multi_step_set_recall_counts_future_items_in_one_top_k():
     seqs = [rng.permutation(np.arange(1, 31))[: rng.integers(4, 12)].tolist() for _ in range(20)]
     es = make_eval_set([s[:-1] for s in seqs], [s[-1] for s in seqs], num_items=30)
     model = LastItemModel(30, 4)
-    result = TASKS.get("multi-step").run(context(model, es), {"horizons": (3,)})
+    ctx = context(model, es, train=untrained(es))
+    result = TASKS.get("multi-step").run(ctx, {"horizons": (3,), "allow_seen": False})
+    assert not result["seen_targets"]
     view, targets = horizon_view(es, 3, min_input=1)
     top = top_items(model, view, max_len=8, k=5)
     recall = np.mean([len(set(t) & set(p)) / 3 for t, p in zip(targets, top, strict=True)])
     assert result["set"]["3"]["hr@5"] == pytest.approx(recall)
     assert result["set"]["3"]["users"] == 3 * len(view)
     assert set(result["autoregressive"]["3"]["per_step"]) == {"1", "2", "3"}
+
+
+def test_multi_step_refuses_horizons_that_reach_training_targets():
+    from recscale.data.splits import leave_one_out, leave_one_out_test_only
+    from tests.data.conftest import make_dataset
+
+    ds = make_dataset([list(range(1, 9)), list(range(3, 12)), [2, 4, 6, 8, 10]])
+    split = leave_one_out(ds)
+    assert unseen_tail(split) == 2  # the valid and the test item
+    assert unseen_tail(leave_one_out_test_only(ds)) == 1
+    ctx = TaskContext(
+        model=LastItemModel(11, 4),
+        split=split,
+        protocol=parse_protocol("full"),
+        max_len=8,
+        device=torch.device("cpu"),
+        ks=KS,
+    )
+    ok = TASKS.get("multi-step").run(ctx, parse_options("multi-step", None))
+    assert set(ok["set"]) == {"1", "2"} and not ok["seen_targets"]
+    with pytest.raises(RecscaleError, match="only the last 2 item"):
+        TASKS.get("multi-step").run(ctx, parse_options("multi-step", ["horizons=1,3"]))
 
 
 def test_top_items_match_a_full_argsort_without_history():

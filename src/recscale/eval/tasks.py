@@ -4,7 +4,8 @@ Each task turns a run's test set into one or more derived evaluation sets (users
 by their target's popularity, histories truncated or corrupted, several future targets)
 and reports the usual ranking metrics per group, under the run's protocol. Tasks are
 registered in :data:`TASKS` like backbones, so a user adds one with
-``@TASKS.register("name")`` on a function ``(TaskContext, options) -> dict``.
+``@register_task("name", "description", **option_defaults)`` on a function
+``(TaskContext, options) -> dict``.
 
 Every task is exact at its neutral setting: noise rate 0 and a multi-step horizon of 1
 give the plain test metrics, and a cold-start cut longer than every history changes
@@ -66,16 +67,20 @@ class Task:
     run: Callable[[TaskContext, dict[str, Any]], dict[str, Any]]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
+    # Bump when the task's results change meaning: saved results of an older version are
+    # recomputed rather than reused.
+    version: int = 1
 
 
 TASKS: Registry[Task] = Registry("task")
 
 
-def register_task(name: str, description: str, **defaults: Any):
-    """Decorator: register ``fn(ctx, options) -> result`` as task ``name``."""
+def register_task(name: str, description: str, *, version: int = 1, **defaults: Any):
+    """Decorator: register ``fn(ctx, options) -> result`` as task ``name``; ``defaults`` are
+    its options."""
 
     def add(fn: Callable[[TaskContext, dict[str, Any]], dict[str, Any]]):
-        TASKS.register(name)(Task(fn, defaults, description))
+        TASKS.register(name)(Task(fn, defaults, description, version))
         return fn
 
     return add
@@ -359,13 +364,26 @@ def noise(ctx: TaskContext, options: dict[str, Any]) -> dict[str, Any]:
 @register_task(
     "multi-step",
     "the next k items: as a set from one query, and autoregressively (top-1 fed back)",
-    horizons=(1, 3, 5),
+    version=2,  # version 1 scored horizons whose targets had been training targets
+    horizons=(1, 2),
+    allow_seen=False,
 )
 def multi_step(ctx: TaskContext, options: dict[str, Any]) -> dict[str, Any]:
     horizons = sorted(set(options["horizons"]))
     if not horizons or horizons[0] < 1:
         raise RecscaleError(f"multi-step horizons must be >= 1, got {list(horizons)}")
-    out: dict[str, Any] = {"set": {}, "autoregressive": {}}
+    # Horizon k predicts the last k items of history + target from what precedes them;
+    # those items must not have been training targets, or a model that memorised its
+    # training data looks better the larger it is.
+    unseen = unseen_tail(ctx.split)
+    if horizons[-1] > unseen and not options["allow_seen"]:
+        raise RecscaleError(
+            f"multi-step horizon {horizons[-1]}: with split {ctx.split.name!r} only the last "
+            f"{unseen} item(s) of each test sequence were never training targets, so longer "
+            "horizons would score items the model was trained on; use horizons <= "
+            f"{unseen}, or allow_seen=true to measure anyway (labelled in the result)"
+        )
+    out: dict[str, Any] = {"set": {}, "autoregressive": {}, "seen_targets": horizons[-1] > unseen}
     # The same users at every horizon (those with enough history for the longest one), so
     # the curves compare like with like.
     for k in horizons:
@@ -373,6 +391,15 @@ def multi_step(ctx: TaskContext, options: dict[str, Any]) -> dict[str, Any]:
         out["set"][str(k)] = ctx.metrics(_repeat_targets(view, targets))
         out["autoregressive"][str(k)] = _rollout(ctx, view, targets)
     return out
+
+
+def unseen_tail(split: Split) -> int:
+    """How many trailing items of every test user's history + target were never training
+    targets (leave-one-out: 2, the valid and test items; test-only and temporal: 1)."""
+    test = split.test
+    full = test.histories.lengths + 1
+    trained = split.train.lengths[test.users]
+    return int((full - np.maximum(trained, 1)).min()) if len(test) else 0
 
 
 def _repeat_targets(view: EvalSet, targets: np.ndarray) -> EvalSet:
@@ -467,6 +494,7 @@ def saved_result(run_dir: str | Path, task: str, protocol: str) -> dict[str, Any
     saved = json.loads(path.read_text())
     same = (
         saved.get("format") == RESULT_FORMAT
+        and saved.get("task_version", 1) == TASKS.get(task).version
         and saved.get("options") == _normalised(parse_options(task, None))
         and saved.get("protocol") == protocol
         and saved.get("checkpoint") == "best"
@@ -502,6 +530,7 @@ def run_task(
         "format": RESULT_FORMAT,
         "run": str(run_dir),
         "task": task,
+        "task_version": spec.version,
         "description": spec.description,
         "protocol": proto.name,
         "checkpoint": checkpoint,
