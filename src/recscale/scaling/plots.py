@@ -383,7 +383,7 @@ def plot_cross_backbone(results: pl.DataFrame, metrics: Sequence[str]) -> Figure
                 label=label,
             )
         ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.set_xlabel(AXIS_LABELS["layers"])
         ax.set_ylabel(metric_label(metric))
         ax.set_title(f"{metric_label(metric).split(' (')[0]} by backbone")
