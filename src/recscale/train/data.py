@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -70,6 +71,9 @@ def users_in_domains(dataset: SequenceDataset, domains: list[str]) -> SequenceDa
 
 def prepare_data(cfg, seed: int) -> tuple[SequenceDataset, splits.Split]:
     dataset = load_source(cfg)
+    if cfg.behaviour == "none" and dataset.ratings is not None:
+        # No model reads them: keep them out of every batch.
+        dataset = replace(dataset, ratings=None)
     split = SPLITS.get(cfg.split)(dataset, cfg)
     if cfg.fraction < 1.0:
         split = splits.subsample_train(split, cfg.fraction, by=cfg.fraction_by, seed=seed)
