@@ -29,7 +29,7 @@ from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import EvalSet
 from recscale.eval.evaluator import evaluate
 from recscale.models import ModelConfig, build_model, count_parameters, flops_per_token
-from recscale.train.trainer import peak_memory_mib
+from recscale.train.facts import peak_memory_mib
 
 SIZES = {
     "small": {"dim": 50, "layers": 2, "heads": 1},

@@ -266,7 +266,7 @@ def evaluate(
 ) -> None:
     """Evaluate a finished run under a named protocol, or on a challenge task."""
     if task is not None:
-        from recscale.eval.tasks import run_task
+        from recscale.train.runs import run_task
 
         result = run_task(run_dir, task, options=task_set or [], protocol=protocol)
     else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import ClassVar
 
 import numpy as np
@@ -11,23 +10,11 @@ import torch
 
 from recscale.data.splits import Split
 from recscale.errors import RecscaleError
+from recscale.eval.derived import corrupt, horizon_view, popularity_groups, truncate, unseen_tail
 from recscale.eval.evaluator import evaluate, top_items
 from recscale.eval.protocols import parse_protocol
-from recscale.eval.tasks import (
-    TASKS,
-    TaskContext,
-    corrupt,
-    horizon_view,
-    parse_options,
-    popularity_groups,
-    run_task,
-    saved_result,
-    summarise,
-    truncate,
-    unseen_tail,
-)
+from recscale.eval.tasks import TASKS, TaskContext, parse_options, summarise
 from tests.eval.test_evaluator import LastItemModel, make_eval_set, random_eval_set
-from tests.train.test_trainer import tiny_config, write_sequences
 
 KS = (1, 5, 10)
 
@@ -281,25 +268,3 @@ def test_user_can_register_a_task():
 
     toy = random_eval_set(num_users=5, num_items=10, seed=0)
     assert TASKS.get(name).run(context(LastItemModel(10, 3), toy), {})["rank"] >= 1
-
-
-def test_run_task_on_a_trained_run_writes_its_result(tmp_path):
-    from recscale.train import train
-
-    data = write_sequences(tmp_path / "cycle.txt")
-    train(tiny_config(data, "train.epochs=1"), tmp_path / "run")
-    result = run_task(tmp_path / "run", "noise", ["rates=0,0.3", "modes=replace"])
-    saved = json.loads((tmp_path / "run" / "tasks" / "noise.json").read_text())
-    assert saved == json.loads(json.dumps(result))
-    final = json.loads((tmp_path / "run" / "final.json").read_text())["test"]
-    assert result["result"]["replace"]["0.0"]["hr@10"] == pytest.approx(final["hr@10"])
-    assert result["protocol"] == "full"
-    # Non-default options are never reused as the default result; defaults are, under the
-    # same protocol and result format only.
-    assert saved_result(tmp_path / "run", "noise", "full") is None
-    default = run_task(tmp_path / "run", "noise")
-    assert saved_result(tmp_path / "run", "noise", "full") == json.loads(json.dumps(default))
-    assert saved_result(tmp_path / "run", "noise", "sampled-100") is None
-    path = tmp_path / "run" / "tasks" / "noise.json"
-    path.write_text(json.dumps({**default, "format": 1}))
-    assert saved_result(tmp_path / "run", "noise", "full") is None

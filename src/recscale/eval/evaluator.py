@@ -26,13 +26,14 @@ from recscale.data.batching import eval_batches
 from recscale.errors import RecscaleError
 from recscale.eval.metrics import DEFAULT_KS, MetricSums, rank_metrics, ranks_from_scores
 from recscale.eval.protocols import Protocol, parse_protocol, sampled_candidates
+from recscale.models.contract import Recommender
 
 DEFAULT_ITEM_CHUNK = 32_768
 
 
 @torch.no_grad()
 def evaluate(
-    model: Any,
+    model: Recommender,
     eval_set: Any,
     protocol: Protocol | str,
     *,
@@ -93,9 +94,37 @@ def evaluate(
     return sums
 
 
+
+def evaluate_metrics(
+    model: Recommender,
+    eval_set: Any,
+    protocol: Protocol,
+    *,
+    max_len: int,
+    batch_size: int,
+    ks: Iterable[int],
+    device: torch.device,
+    rank: int = 0,
+    world_size: int = 1,
+) -> dict[str, float]:
+    """Metrics of ``eval_set`` under ``protocol``, summed over every rank when
+    ``world_size > 1`` (each rank evaluates its shard)."""
+    sums = evaluate(
+        model,
+        eval_set,
+        protocol,
+        max_len=max_len,
+        batch_size=batch_size,
+        ks=ks,
+        device=device,
+        rank=rank,
+        world_size=world_size,
+    )
+    return (sums.all_reduce() if world_size > 1 else sums).to_dict()
+
 @torch.no_grad()
 def user_ranks(
-    model: Any,
+    model: Recommender,
     eval_set: Any,
     protocol: Protocol | str,
     *,
@@ -122,7 +151,7 @@ def user_ranks(
 
 
 def _scored_batches(
-    model: Any,
+    model: Recommender,
     eval_set: Any,
     protocol: Protocol,
     max_len: int,
@@ -175,7 +204,7 @@ def _scored_batches(
 
 @torch.no_grad()
 def top_items(
-    model: Any,
+    model: Recommender,
     eval_set: Any,
     *,
     max_len: int,
@@ -224,7 +253,7 @@ def top_items(
     return out
 
 
-def _queries(model: Any, batch: Any, device: torch.device) -> torch.Tensor:
+def _queries(model: Recommender, batch: Any, device: torch.device) -> torch.Tensor:
     """``[B, D]`` fp32 query vectors: the hidden state at each row's last input position."""
     lengths = batch.lengths.to(device)
     timestamps = None if batch.timestamps is None else batch.timestamps.to(device)

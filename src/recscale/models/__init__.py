@@ -7,7 +7,7 @@
 
 # Importing the backbones registers them in ENCODERS.
 from recscale.models import gpt, hstu, llama, sasrec
-from recscale.models.base import ENCODERS, Encoder, SequenceRecommender, build_model
+from recscale.models.base import SequenceRecommender, build_model
 from recscale.models.config import (
     GPTOptions,
     HSTUOptions,
@@ -15,6 +15,7 @@ from recscale.models.config import (
     ModelConfig,
     SASRecOptions,
 )
+from recscale.models.encoder import ENCODERS, Encoder
 from recscale.models.hstu import time_buckets
 from recscale.models.presets import PRESETS, preset, preset_dict, preset_names
 from recscale.models.size import (

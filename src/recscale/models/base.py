@@ -8,40 +8,13 @@ states. Logits are ``query_vectors(hidden) @ item_vectors().T / temperature``.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from recscale.models.config import ModelConfig
-from recscale.registry import Registry
-
-
-class Encoder(nn.Module):
-    """A causal backbone: ``forward(x [B,N,D], timestamps [B,N] | None, lengths [B]) -> [B,N,D]``.
-
-    ``x`` holds item (+ side-feature and behaviour) vectors of right-padded sequences; the
-    encoder adds its positional information and embedding dropout. Subclasses also give their exact
-    parameter count and multiply-accumulates per token as closed forms of the config, which
-    ``models/size.py`` checks against the built module.
-    """
-
-    # Multiply item vectors by sqrt(D) before the positions are added (SASRec / HSTU code).
-    scale_inputs: ClassVar[bool] = False
-
-    @staticmethod
-    def param_counts(cfg: ModelConfig) -> tuple[int, int]:
-        """(non-embedding, embedding-like) parameters of the encoder alone."""
-        raise NotImplementedError
-
-    @staticmethod
-    def macs_per_token(cfg: ModelConfig, seq_len: int) -> tuple[int, int]:
-        """(dense, attention) multiply-accumulates per token in one forward pass."""
-        raise NotImplementedError
-
-
-ENCODERS: Registry[type[Encoder]] = Registry("backbone")
+from recscale.models.encoder import ENCODERS, Encoder
 
 
 class SequenceRecommender(nn.Module):

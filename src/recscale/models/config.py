@@ -17,6 +17,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from recscale.config import StrictModel
+from recscale.models.encoder import ENCODERS, Encoder
 
 
 class HSTUOptions(StrictModel):
@@ -66,9 +67,6 @@ class LlamaOptions(StrictModel):
     rope_base: float = Field(10000.0, gt=0.0)
 
 
-_DEFAULT_FFN_MULT = {"sasrec": 1.0, "gpt": 4.0, "llama": 8.0 / 3.0, "hstu": 8.0 / 3.0}
-
-
 class ModelConfig(StrictModel):
     """Architecture of one sequential recommender (encoder + item embeddings + scoring)."""
 
@@ -81,9 +79,10 @@ class ModelConfig(StrictModel):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     # Dropout on the input embeddings (item + position).
     emb_dropout: float = Field(0.2, ge=0.0, lt=1.0)
-    # FFN width = round(ffn_mult * dim); None = backbone default (SASRec 1, GPT 4, Llama 8/3).
+    # FFN width = round(ffn_mult * dim); None = the backbone's ``default_ffn_mult``.
     ffn_mult: float | None = Field(None, gt=0.0)
-    # HSTU per-head widths of q/k and of u/v; None = dim // heads.
+    # Per-head widths of q/k and of u/v for backbones that honour them (HSTU);
+    # None = dim // heads.
     qk_dim: int | None = Field(None, ge=1)
     v_dim: int | None = Field(None, ge=1)
     # Layer-wise adaptive dropout (Zhang et al. 2023): "linear" goes from dropout_first in the
@@ -117,23 +116,24 @@ class ModelConfig(StrictModel):
     @field_validator("backbone")
     @classmethod
     def _known_backbone(cls, value: str) -> str:
-        from recscale.models.base import ENCODERS  # late: the encoders register on import
-
+        # The backbones register when recscale.models is imported, before any config is built.
         if value not in ENCODERS:
             raise ValueError(f"unknown backbone; known: {', '.join(ENCODERS.names())}")
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:
-        explicit_heads = self.backbone == "hstu" and None not in (self.qk_dim, self.v_dim)
+        explicit_heads = self.encoder_class.explicit_head_dims and None not in (
+            self.qk_dim,
+            self.v_dim,
+        )
         if not explicit_heads and self.dim % self.heads:
             raise ValueError(f"dim {self.dim} is not divisible by heads {self.heads}")
         if self.layer_dropout == "linear" and (
             self.dropout_first is None or self.dropout_last is None
         ):
             raise ValueError("layer_dropout 'linear' needs dropout_first and dropout_last")
-        rope = self.backbone == "llama" or (self.backbone == "hstu" and self.hstu.rope)
-        if rope and self.head_qk_dim % 2:
+        if self.encoder_class.uses_rope(self) and self.head_qk_dim % 2:
             raise ValueError(f"RoPE needs an even per-head q/k width, got {self.head_qk_dim}")
         if self.behaviour_levels != sorted(set(self.behaviour_levels)):
             raise ValueError("behaviour_levels must be distinct and increasing")
@@ -142,20 +142,24 @@ class ModelConfig(StrictModel):
     # Derived values, in one place so modules and the analytic counts agree.
 
     @property
+    def encoder_class(self) -> type[Encoder]:
+        return ENCODERS.get(self.backbone)
+
+    @property
     def head_qk_dim(self) -> int:
-        if self.backbone == "hstu" and self.qk_dim is not None:
+        if self.encoder_class.explicit_head_dims and self.qk_dim is not None:
             return self.qk_dim
         return self.dim // self.heads
 
     @property
     def head_v_dim(self) -> int:
-        if self.backbone == "hstu" and self.v_dim is not None:
+        if self.encoder_class.explicit_head_dims and self.v_dim is not None:
             return self.v_dim
         return self.dim // self.heads
 
     @property
     def ffn_dim(self) -> int:
-        mult = self.ffn_mult if self.ffn_mult is not None else _DEFAULT_FFN_MULT[self.backbone]
+        mult = self.ffn_mult if self.ffn_mult is not None else self.encoder_class.default_ffn_mult
         return max(1, round(mult * self.dim))
 
     @property

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from recscale.models.attention import AbsolutePositions, CausalSelfAttention, GeluMLP, layer_norm
-from recscale.models.base import ENCODERS, Encoder
 from recscale.models.config import ModelConfig
+from recscale.models.encoder import ENCODERS, Encoder
 
 
 class GPTBlock(nn.Module):
@@ -36,6 +36,7 @@ class GPTBlock(nn.Module):
 @ENCODERS.register("gpt")
 class GPT(Encoder):
     scale_inputs = False
+    default_ffn_mult = 4.0
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

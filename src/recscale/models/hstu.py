@@ -24,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from recscale.models.attention import AbsolutePositions, RMSNorm, SwiGLU, apply_rope, rope_angles
-from recscale.models.base import ENCODERS, Encoder
 from recscale.models.config import ModelConfig
+from recscale.models.encoder import ENCODERS, Encoder
 
 logger = logging.getLogger(__name__)
 
@@ -155,6 +155,12 @@ class HSTU(Encoder):
     """Stack of HSTU layers over item·sqrt(D) + learned absolute positions."""
 
     scale_inputs = True
+    default_ffn_mult = 8.0 / 3.0  # SwiGLU sublayer of the "llama" residual ablation
+    explicit_head_dims = True
+
+    @staticmethod
+    def uses_rope(cfg: ModelConfig) -> bool:
+        return cfg.hstu.rope
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from recscale.models.attention import CausalSelfAttention, RMSNorm, SwiGLU
-from recscale.models.base import ENCODERS, Encoder
 from recscale.models.config import ModelConfig
+from recscale.models.encoder import ENCODERS, Encoder
 
 
 class LlamaBlock(nn.Module):
@@ -34,6 +34,11 @@ class LlamaBlock(nn.Module):
 @ENCODERS.register("llama")
 class Llama(Encoder):
     scale_inputs = False
+    default_ffn_mult = 8.0 / 3.0
+
+    @staticmethod
+    def uses_rope(cfg: ModelConfig) -> bool:
+        return True
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

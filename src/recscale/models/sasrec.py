@@ -22,8 +22,8 @@ from recscale.models.attention import (
     PointwiseFFN,
     layer_norm,
 )
-from recscale.models.base import ENCODERS, Encoder
 from recscale.models.config import ModelConfig
+from recscale.models.encoder import ENCODERS, Encoder
 
 
 class SASRecBlock(nn.Module):
@@ -52,6 +52,7 @@ class SASRecBlock(nn.Module):
 @ENCODERS.register("sasrec")
 class SASRec(Encoder):
     scale_inputs = True
+    default_ffn_mult = 1.0  # the point-wise FFN of the SASRec code is D wide
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()

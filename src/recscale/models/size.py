@@ -25,8 +25,9 @@ import torch
 from torch import nn
 
 from recscale.models.attention import AbsolutePositions
-from recscale.models.base import ENCODERS, build_model
+from recscale.models.base import build_model
 from recscale.models.config import ModelConfig
+from recscale.models.encoder import ENCODERS
 from recscale.models.hstu import RelativeAttentionBias
 
 

@@ -97,8 +97,9 @@ def sweep_tasks(
     """Each finished run's challenge-task results (computed once, then read from
     ``runs/<run>/tasks/<task>.json``), ready for the report."""
     from recscale.eval.protocols import parse_protocol
-    from recscale.eval.tasks import flatten_result, run_task, saved_result
+    from recscale.eval.tasks import flatten_result, saved_result
     from recscale.train import load_run_config
+    from recscale.train.runs import run_task
 
     out: dict[str, list[tuple[str, float, dict[str, dict]]]] = {}
     for task in tasks:

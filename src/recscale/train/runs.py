@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,13 +13,14 @@ import torch
 from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import Split
 from recscale.errors import RecscaleError
+from recscale.eval.evaluator import evaluate_metrics
 from recscale.eval.protocols import parse_protocol
+from recscale.eval.tasks import TaskContext, evaluate_task, parse_options
 from recscale.models import SequenceRecommender
 from recscale.train import checkpoint as ckpt
 from recscale.train.config import RunConfig, load_run_config
 from recscale.train.data import build_run_model, prepare_data
-from recscale.train.distributed import Dist, pick_device
-from recscale.train.trainer import run_protocol
+from recscale.train.distributed import pick_device
 
 
 @dataclass
@@ -56,7 +59,15 @@ def evaluate_run(
     eval_set = run.split.valid if split == "valid" else run.split.test
     if eval_set is None:
         raise RecscaleError(f"split {run.split.name!r} has no {split!r} part")
-    metrics = run_protocol(run.model, eval_set, proto, run.cfg, run.device, Dist())
+    metrics = evaluate_metrics(
+        run.model,
+        eval_set,
+        proto,
+        max_len=run.cfg.model.max_len,
+        batch_size=run.cfg.eval.batch_size,
+        ks=run.cfg.eval.ks,
+        device=run.device,
+    )
     return {
         "run": str(run_dir),
         "protocol": proto.name,
@@ -64,6 +75,36 @@ def evaluate_run(
         "checkpoint": checkpoint,
         "metrics": metrics,
     }
+
+
+def run_task(
+    run_dir: str | Path,
+    task: str,
+    options: Sequence[str] | Mapping[str, Any] | None = None,
+    protocol: str | None = None,
+    checkpoint: str = "best",
+    save: bool = True,
+) -> dict[str, Any]:
+    """Evaluate a finished run on a challenge task; saved to ``RUN/tasks/<task>.json``."""
+    opts = parse_options(task, options)  # a bad option fails before the run is loaded
+    run = load_run(run_dir, checkpoint)
+    ctx = TaskContext(
+        model=run.model,
+        split=run.split,
+        protocol=parse_protocol(protocol or run.cfg.eval.protocol),
+        max_len=run.cfg.model.max_len,
+        device=run.device,
+        ks=tuple(run.cfg.eval.ks),
+        batch_size=run.cfg.eval.batch_size,
+    )
+    result = evaluate_task(ctx, task, opts, run=str(run_dir), checkpoint=checkpoint)
+    if save:
+        out = Path(run_dir) / "tasks"
+        out.mkdir(exist_ok=True)
+        tmp = out / f".{task}.json.tmp"
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(out / f"{task}.json")
+    return result
 
 
 @torch.no_grad()

@@ -1,0 +1,58 @@
+"""The backbone contract and its registry: a leaf module every backbone and the config use.
+
+An encoder owns its facts: the config defaults only it reads (FFN width, whether it honours
+explicit per-head widths, whether it rotates q/k) sit on the class beside its exact
+parameter and FLOP formulas, so adding a backbone is one decorated class in one file.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import torch
+from torch import nn
+
+from recscale.registry import Registry
+
+if TYPE_CHECKING:  # the config reads these facts; the encoder only needs its type
+    from recscale.models.config import ModelConfig
+
+
+class Encoder(nn.Module):
+    """A causal backbone: ``forward(x [B,N,D], timestamps [B,N] | None, lengths [B]) -> [B,N,D]``.
+
+    ``x`` holds item (+ side-feature and behaviour) vectors of right-padded sequences; the
+    encoder adds its positional information and embedding dropout. Subclasses also give their exact
+    parameter count and multiply-accumulates per token as closed forms of the config, which
+    ``models/size.py`` checks against the built module.
+    """
+
+    # Multiply item vectors by sqrt(D) before the positions are added (SASRec / HSTU code).
+    scale_inputs: ClassVar[bool] = False
+    # FFN width = round(ffn_mult * dim) when the config leaves ffn_mult unset.
+    default_ffn_mult: ClassVar[float] = 4.0
+    # Whether model.qk_dim / model.v_dim set the per-head widths (else dim // heads).
+    explicit_head_dims: ClassVar[bool] = False
+
+    def forward(
+        self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        raise NotImplementedError
+
+    @staticmethod
+    def uses_rope(cfg: ModelConfig) -> bool:
+        """Whether q/k are rotated (RoPE needs an even per-head q/k width)."""
+        return False
+
+    @staticmethod
+    def param_counts(cfg: ModelConfig) -> tuple[int, int]:
+        """(non-embedding, embedding-like) parameters of the encoder alone."""
+        raise NotImplementedError
+
+    @staticmethod
+    def macs_per_token(cfg: ModelConfig, seq_len: int) -> tuple[int, int]:
+        """(dense, attention) multiply-accumulates per token in one forward pass."""
+        raise NotImplementedError
+
+
+ENCODERS: Registry[type[Encoder]] = Registry("backbone")

@@ -1,0 +1,56 @@
+"""One optimizer step: gradient normalisation, learning-rate schedule, clipping.
+
+Gradients are normalised by the *global* number of target positions in the step, so
+gradient accumulation and ``torchrun`` give the same update as one big batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from recscale.train.distributed import Dist, all_reduce_sum, sum_gradients
+from recscale.train.optim import set_lr
+
+
+class OptimizerStep:
+    """Owns what every step does to the gradients before ``optimizer.step()``.
+
+    Args:
+        params: the trainable parameters.
+        lr: the base learning rate.
+        schedule: optimizer step (0-based) -> multiplier on ``lr``.
+        grad_clip: max global gradient norm, or None.
+        dist: the process group (gradients and counts are summed across its ranks).
+    """
+
+    def __init__(
+        self,
+        params: list[torch.nn.Parameter],
+        lr: float,
+        schedule: Callable[[int], float],
+        grad_clip: float | None,
+        dist: Dist,
+    ) -> None:
+        self.params, self.lr, self.schedule = params, lr, schedule
+        self.grad_clip, self.dist = grad_clip, dist
+
+    def __call__(
+        self, optimizer: torch.optim.Optimizer, step: int, local_count: int, scheduled: bool
+    ) -> int:
+        """Apply the accumulated gradients of ``local_count`` targets (this rank's) as
+        optimizer step ``step``; ``scheduled`` is False once the optimizer manages its own
+        rate (after an Adam -> SGD switch). Returns the global target count of the step."""
+        global_count = int(all_reduce_sum(torch.tensor(float(local_count)), self.dist).item())
+        sum_gradients(self.params, self.dist)
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.div_(max(global_count, 1))
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        if scheduled:
+            set_lr(optimizer, self.lr, self.schedule(step))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        return global_count
