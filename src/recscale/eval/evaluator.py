@@ -94,7 +94,6 @@ def evaluate(
     return sums
 
 
-
 def evaluate_metrics(
     model: Recommender,
     eval_set: Any,
@@ -121,6 +120,7 @@ def evaluate_metrics(
         world_size=world_size,
     )
     return (sums.all_reduce() if world_size > 1 else sums).to_dict()
+
 
 @torch.no_grad()
 def user_ranks(

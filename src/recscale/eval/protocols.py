@@ -20,14 +20,14 @@ never excluded, even when the user consumed it before.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from recscale.errors import RecscaleError
-
-ALLOWED = "full, full-no-exclude, full-window, sampled-N (N >= 1, e.g. sampled-100, sampled-2499)"
+from recscale.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -56,22 +56,72 @@ class Protocol:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ProtocolFamily:
+    """A protocol name pattern (``sampled-(\\d+)``) and the protocol each match builds."""
+
+    pattern: str
+    build: Callable[[re.Match[str], int], Protocol | None]
+    description: str
+
+
+PROTOCOLS: Registry[ProtocolFamily] = Registry("evaluation protocol")
+
+
+def register_protocol(name: str, pattern: str, description: str):
+    """Decorator: ``build(match, seed) -> Protocol | None`` serves names matching ``pattern``
+    (None refuses the match, e.g. ``sampled-0``)."""
+
+    def add(build: Callable[[re.Match[str], int], Protocol | None]):
+        PROTOCOLS.register(name)(ProtocolFamily(pattern, build, description))
+        return build
+
+    return add
+
+
+@register_protocol("full", "full", "every item, the user's history excluded (HSTU)")
+def _full(match: re.Match[str], seed: int) -> Protocol:
+    return Protocol("full", True, None, seed, "full")
+
+
+@register_protocol("full-no-exclude", "full-no-exclude", "every item, history included")
+def _full_no_exclude(match: re.Match[str], seed: int) -> Protocol:
+    return Protocol("full", False, None, seed, "full-no-exclude")
+
+
+@register_protocol(
+    "full-window", "full-window", "every item, only the input window's items excluded"
+)
+def _full_window(match: re.Match[str], seed: int) -> Protocol:
+    return Protocol("full", True, None, seed, "full-window", window_only=True)
+
+
+@register_protocol(
+    "sampled-N",
+    r"sampled-(\d+)",
+    "the target against N >= 1 uniform non-history items (sampled-100, sampled-2499)",
+)
+def _sampled(match: re.Match[str], seed: int) -> Protocol | None:
+    n = int(match.group(1))
+    return Protocol("sampled", True, n, seed, f"sampled-{n}") if n >= 1 else None
+
+
+def protocol_names() -> str:
+    """The protocol families, for help texts and errors."""
+    return ", ".join(PROTOCOLS.names())
+
+
 def parse_protocol(text: str | Protocol, seed: int = 0) -> Protocol:
-    """``"full" | "full-no-exclude" | "full-window" | "sampled-N"`` -> :class:`Protocol`."""
+    """A protocol name (see :data:`PROTOCOLS`) -> :class:`Protocol`."""
     if isinstance(text, Protocol):
         return text
     name = text.strip().lower()
-    if name == "full":
-        return Protocol("full", True, None, seed, "full")
-    if name == "full-no-exclude":
-        return Protocol("full", False, None, seed, "full-no-exclude")
-    if name == "full-window":
-        return Protocol("full", True, None, seed, "full-window", window_only=True)
-    match = re.fullmatch(r"sampled-(\d+)", name)
-    if match and int(match.group(1)) >= 1:
-        n = int(match.group(1))
-        return Protocol("sampled", True, n, seed, f"sampled-{n}")
-    raise RecscaleError(f"unknown evaluation protocol {text!r}; allowed: {ALLOWED}")
+    for family_name in PROTOCOLS:
+        family = PROTOCOLS.get(family_name)
+        match = re.fullmatch(family.pattern, name)
+        if match and (protocol := family.build(match, seed)) is not None:
+            return protocol
+    raise RecscaleError(f"unknown evaluation protocol {text!r}; allowed: {protocol_names()}")
 
 
 def sample_negatives(

@@ -59,6 +59,7 @@ __all__ = [  # the registry, for users who add a task of their own
     "summarise",
 ]
 
+
 @register_task(
     "long-tail",
     "metrics per popularity group of the target item (G1 = most popular)",

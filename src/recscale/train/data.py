@@ -30,9 +30,10 @@ def load_source(cfg) -> SequenceDataset:
     """The canonical dataset a ``DataConfig`` names (registered dataset or a user's file)."""
     if cfg.path is not None:
         if cfg.format is None:
+            from recscale.data import READERS
+
             raise RecscaleError(
-                "data.path is set, so data.format is required "
-                "(sasrec, s3rec, recbole, csv, parquet)"
+                f"data.path is set, so data.format is required ({', '.join(READERS.names())})"
             )
         return read_path(cfg.path, cfg.format, columns=cfg.columns)
     if cfg.name is None:

@@ -1,0 +1,3 @@
+from recscale.cli import main
+
+main()
