@@ -1,6 +1,9 @@
-"""Helpers for the data tests: small datasets built from Python lists."""
+"""Helpers for the data tests: small datasets built from Python lists, small files."""
 
 from __future__ import annotations
+
+import gzip
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -35,3 +38,12 @@ def toy() -> SequenceDataset:
     return make_dataset(
         [[1, 2, 3, 4], [5, 6], [7], [2, 4, 6, 8, 1]], [[1, 2, 3, 4], [5, 6], [7], [1, 3, 5, 7, 9]]
     )
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    if name.endswith(".gz"):
+        path.write_bytes(gzip.compress(text.encode()))
+    else:
+        path.write_text(text)
+    return path

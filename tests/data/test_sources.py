@@ -1,45 +1,17 @@
-"""Registry and file resolution: data_dir, mirror, download cache, download, clear misses."""
+"""Resolution: data_dir, mirror, download cache, download, clear misses."""
 
 from __future__ import annotations
 
 import zipfile
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from recscale.data import sources
-from recscale.data.sources import DataFile, DatasetSpec, MirrorFile, Published, resolve_files
+from recscale.data.catalogue import get_spec
+from recscale.data.sources import recscale_home, resolve_files, resolve_paths
+from recscale.data.specs import DataFile, DatasetSpec, MirrorFile, Published
 from recscale.errors import RecscaleError
-
-REQUIRED = {
-    "ml-1m",
-    "ml-1m-sasrec",
-    "ml-100k",
-    "ml-20m",
-    "amazon-books",
-    "amazon-beauty",
-    "amazon-toys",
-    "lastfm",
-    "amazon-videogames",
-    "amazon-beauty-bert4rec",
-}
-
-
-def test_registry_has_the_datasets():
-    listed = {d["name"]: d for d in sources.list_datasets()}
-    assert set(listed) >= REQUIRED
-    assert listed["ml-1m-sasrec"]["interactions"] == 999_611 and listed["ml-1m"]["users"] == 6_040
-    assert listed["amazon-books"]["users"] is None  # not published
-    assert sources.get_spec("ml-20m").published == Published(138_493, 26_744, 20_000_263)
-    assert sources.get_spec("amazon-books").recipe["kcore_mode"] == "single_pass"
-    with pytest.raises(RecscaleError, match=r"unknown dataset 'nope'; known: .*ml-1m-sasrec"):
-        sources.get_spec("nope")
-
-
-def test_every_file_has_an_official_url():
-    for name in sources.DATASETS:
-        for f in sources.get_spec(name).files:
-            assert f.url and f.url.startswith("http"), name
 
 
 def spec_for(url: str | None, sha: str | None = None, member: str | None = None) -> DatasetSpec:
@@ -110,6 +82,24 @@ def test_mirror_checksum_mismatch(tmp_path, monkeypatch):
         resolve_files(replace(spec, files=(bad,)))
 
 
+def test_own_files_resolve_with_their_sha256(tmp_path):
+    items, times = tmp_path / "mine.txt", tmp_path / "mine_time.txt"
+    items.write_text("1 2 3\n")
+    with pytest.raises(RecscaleError, match="no such file"):
+        resolve_paths(tmp_path / "none.txt")
+    with pytest.raises(RecscaleError, match="no such time file"):
+        resolve_paths(items, times)
+    times.write_text("1 5 6\n")
+    got = resolve_paths(items, times)
+    assert [(f.role, f.path) for f in got] == [("interactions", items), ("times", times)]
+    assert len(got[0].sha256) == 64 and got[0].sha256 != got[1].sha256
+
+
+def test_home_default(monkeypatch):
+    monkeypatch.delenv("RECSCALE_HOME")
+    assert recscale_home() == Path.home() / ".cache" / "recscale"
+
+
 @pytest.mark.integration
 def test_real_mirror_resolves_every_available_dataset():
     for name in (
@@ -122,18 +112,7 @@ def test_real_mirror_resolves_every_available_dataset():
         "amazon-videogames",
         "amazon-beauty-bert4rec",
     ):
-        files = resolve_files(sources.get_spec(name), allow_download=False)
+        files = resolve_files(get_spec(name), allow_download=False)
         assert all(f.path.is_file() for f in files)
-    ml1m = resolve_files(sources.get_spec("ml-1m"), allow_download=False)[0]
+    ml1m = resolve_files(get_spec("ml-1m"), allow_download=False)[0]
     assert ml1m.partial and ml1m.partial_stats == Published(2_999, 3_615, 487_650)
-
-
-@pytest.mark.integration
-def test_item_titles_from_the_mirror():
-    from recscale.data.store import load_dataset
-
-    ds = load_dataset("ml-1m-sasrec")
-    titles = sources.item_titles(ds)
-    assert len(titles) == 3_416
-    assert titles[ds.item_ids[1]] == "Raiders of the Lost Ark (1981)"  # SASRec id 1 = MovieID 1198
-    assert sources.item_titles(load_dataset("lastfm")) == {}

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from recscale.data.sources import DatasetSpec, Published
+from recscale.data.specs import DatasetSpec, Published
 from recscale.data.stats import check_counts, check_published, dataset_statistics
 from recscale.errors import RecscaleError
 

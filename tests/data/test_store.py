@@ -1,15 +1,13 @@
-"""The canonical store: cache reuse, keys, no pickle; real datasets with exact published stats."""
+"""Loading, the stages composed: cache reuse, errors; real datasets with exact published stats."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recscale.data import readers, store
-from recscale.data.sources import recscale_home
 from recscale.data.stats import dataset_statistics
 from recscale.data.store import load_dataset, read_path
 from recscale.errors import RecscaleError
@@ -43,41 +41,11 @@ def test_read_path_caches_and_second_load_skips_reader(tmp_path, monkeypatch):
         read_path(src, "sasrec")
 
 
-def test_cache_files_are_npz_and_json_without_pickle(tmp_path, monkeypatch):
-    monkeypatch.setenv("RECSCALE_HOME", str(tmp_path / "home"))
-    src = tmp_path / "mine.csv"
-    src.write_text("user,item,timestamp,rating\nu1,a,3,4.5\nu1,b,1,2\n")
-    ds = read_path(src, "csv")
-    [folder] = (tmp_path / "home" / "datasets").iterdir()
-    assert sorted(p.name for p in folder.iterdir()) == ["data.npz", "meta.json"]
-    with np.load(folder / "data.npz", allow_pickle=False) as z:
-        assert z["user_ids"].dtype.kind == "U"
-    meta = json.loads((folder / "meta.json").read_text())
-    assert meta["stats"]["interactions"] == 2 and meta["recipe"]["duplicates"] == "keep"
-    assert ds.item_ids.tolist() == ["", "a", "b"] and ds.items.tolist() == [2, 1]
-
-
-def test_refresh_and_damaged_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("RECSCALE_HOME", str(tmp_path / "home"))
-    src = tmp_path / "mine.txt"
-    src.write_text("1 5\n")
-    read_path(src, "sasrec")
-    [folder] = (tmp_path / "home" / "datasets").iterdir()
-    (folder / "data.npz").write_bytes(b"garbage")
-    assert read_path(src, "sasrec").num_interactions == 1  # rebuilt
-    assert read_path(src, "sasrec", refresh=True).num_interactions == 1
-
-
 def test_read_path_errors(tmp_path):
     with pytest.raises(RecscaleError, match="no such file"):
         read_path(tmp_path / "none.txt", "sasrec")
     with pytest.raises(RecscaleError, match="unknown data format"):
         read_path(tmp_path / "none.txt", "nope")
-
-
-def test_home_default(monkeypatch):
-    monkeypatch.delenv("RECSCALE_HOME")
-    assert recscale_home() == Path.home() / ".cache" / "recscale"
 
 
 def test_unknown_dataset():
@@ -150,11 +118,11 @@ def test_real_ml1m_partial_file_is_recorded():
 def test_real_published_mismatch_is_an_error(monkeypatch):
     from dataclasses import replace
 
-    from recscale.data import sources
+    from recscale.data import catalogue
 
-    spec = sources.get_spec("lastfm")
+    spec = catalogue.get_spec("lastfm")
     monkeypatch.setitem(
-        sources.DATASETS._entries,
+        catalogue.DATASETS._entries,
         "lastfm",
         replace(spec, published=replace(spec.published, users=1)),
     )

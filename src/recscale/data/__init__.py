@@ -1,10 +1,17 @@
-"""Data layer: sources -> readers -> preprocessing -> canonical store -> splits -> batches.
+"""Data layer, in one direction: resolve files -> read -> preprocess -> cache -> split -> batch.
+
+``catalogue`` declares the datasets (``specs`` are its types), ``sources`` finds their
+files, ``readers`` parses them, ``preprocess`` applies a recipe, ``cache`` keeps the result
+and ``store`` composes those stages into ``load_dataset`` / ``read_path``; ``splits`` and
+``batching`` work on the loaded ``SequenceDataset``. Side information (``attributes``,
+``titles``) reads side files through the same resolver.
 
 The public entry points are re-exported here; see docs/CONTRACTS.md for the contracts
 other layers code against.
 """
 
 from recscale.data.batching import Batch, EvalBatch, eval_batches, to_device, train_batches
+from recscale.data.catalogue import DATASETS, dataset_names, get_spec, list_datasets
 from recscale.data.dataset import PAD, SequenceDataset
 from recscale.data.preprocess import Recipe, preprocess
 from recscale.data.quality import (
@@ -16,8 +23,8 @@ from recscale.data.quality import (
     lz_entropy_rate,
     shannon_entropy,
 )
-from recscale.data.readers import READERS, Interactions, read_interactions
-from recscale.data.sources import DATASETS, DatasetSpec, get_spec, list_datasets
+from recscale.data.readers import READERS, Interactions, format_names, read_interactions
+from recscale.data.specs import DatasetSpec
 from recscale.data.splits import (
     EvalSet,
     Split,
@@ -48,8 +55,10 @@ __all__ = [
     "check_published",
     "compression_ratio",
     "data_quality",
+    "dataset_names",
     "dataset_statistics",
     "eval_batches",
+    "format_names",
     "get_spec",
     "leave_one_out",
     "leave_one_out_test_only",

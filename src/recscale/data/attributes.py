@@ -1,38 +1,41 @@
 """Item side information: attribute names per item, and the item feature table models read.
 
 Attributes come from each dataset's side files (ML-1M ``movies.dat`` genres, ML-100K
-``u.item`` genre flags, the S3-Rec ``*_item2attributes.json`` maps), found in the same order
-as interaction files (``data_dir``, mirror, download cache, official URL). The feature table
-a model reads is ``int64 [num_items + 1, F]``: row ``i`` lists item ``i``'s feature ids
-(1-based, 0 = none), so a feature kind is a namespace of ids and several kinds (attributes,
-the item's domain) sit side by side in one table.
+``u.item`` genre flags, the S3-Rec ``*_item2attributes.json`` maps), declared in
+:mod:`recscale.data.catalogue` and found by the resolver of interaction files
+(``data_dir``, mirror, download cache, official URL). The feature table a model reads
+is ``int64 [num_items + 1, F]``: row ``i`` lists item ``i``'s feature ids (1-based,
+0 = none), so a feature kind is a namespace of ids and several kinds (attributes, the
+item's domain) sit side by side in one table.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from recscale.data.catalogue import (
+    ML1M_MOVIES,
+    ML1M_SASREC_ITEMS,
+    ML100K_GENRES,
+    ML100K_ITEMS,
+    S3REC_ATTRIBUTES,
+    get_spec,
+)
 from recscale.data.dataset import SequenceDataset
-from recscale.data.sources import _GL, _S3REC, DataFile, MirrorFile, get_spec, resolve_file
+from recscale.data.sources import read_side
+from recscale.data.specs import SideSource
 from recscale.errors import RecscaleError
 from recscale.registry import Registry
 
 # raw item id -> attribute names
 Attributes = dict[str, list[str]]
-
-
-@dataclass(frozen=True)
-class AttributeSource:
-    """The side files of one dataset and how to read item attributes from them."""
-
-    files: tuple[DataFile, ...]
-    parse: Callable[[list[Path]], Attributes]
-
+# The side files of one dataset and how to read item attributes from them.
+AttributeSource = SideSource[Attributes]
 
 ATTRIBUTES: Registry[AttributeSource] = Registry("item-attribute source")
 
@@ -92,79 +95,17 @@ def _item2attributes(paths: list[Path]) -> Attributes:
     return {str(k): [str(a) for a in v] for k, v in data.items()}
 
 
-def _file(path: str, url: str, sha: str, member: str | None = None) -> DataFile:
-    return DataFile(
-        "attributes", (MirrorFile(path, sha256=sha),), url, None if member else sha, member
-    )
-
-
-_MOVIES = _file(
-    "ml-1m/raw/movies.dat",
-    f"{_GL}/ml-1m.zip",
-    "0140fc2356357c1a851d0f52e893a1e4d3696df632c4141cea8d5bc3d621f0b9",
-    member="ml-1m/movies.dat",
-)
-ATTRIBUTES.register("ml-1m")(AttributeSource((_MOVIES,), _movies_dat))
-ATTRIBUTES.register("ml-1m-sasrec")(
-    AttributeSource(
-        (
-            _MOVIES,
-            DataFile(
-                "attributes",
-                (
-                    MirrorFile(
-                        "ml-1m/sasrec/sas_to_original_items.txt",
-                        sha256="9ae42c23af0b0fe2f189b9d5acc6cf3936bffe1a9568390cf5d100c0c1b1fca1",
-                    ),
-                ),
-                None,  # derived by matching SASRec's file to ratings.dat; see PROVENANCE.md
-            ),
-        ),
-        _ml1m_sasrec,
-    )
-)
-ATTRIBUTES.register("ml-100k")(
-    AttributeSource(
-        (
-            _file(
-                "ml-100k/u.item",
-                f"{_GL}/ml-100k.zip",
-                "553841ebc7de3a0fd0d6b62a204ea30c1e651aacfb2814c7a6584ac52f2c5701",
-                member="ml-100k/u.item",
-            ),
-            _file(
-                "ml-100k/u.genre",
-                f"{_GL}/ml-100k.zip",
-                "9757e0d3e6b298159a80dd48eaf938114690e911e39af97a76949ef1663610bb",
-                member="ml-100k/u.genre",
-            ),
-        ),
-        _u_item,
-    )
-)
-for _name, _stem, _sha in (
-    ("amazon-beauty", "Beauty", "129e40f67486f6877eff0f5318cfa8530ee8ac23d8b0d1de04e1bb7a2ba0b2d4"),
-    (
-        "amazon-toys",
-        "Toys_and_Games",
-        "d371acd25101eedac04afc727626464b7acec770c4eda708705d51eb76eb1ad0",
-    ),
-    ("lastfm", "LastFM", "a4ccd678dc9ff6d43fe5073f491db5c9b02eb98dfa4f8c0382913a784be217ef"),
-):
-    _path = f"{_name}/{_stem}_item2attributes.json"
-    ATTRIBUTES.register(_name)(
-        AttributeSource(
-            (_file(_path, f"{_S3REC}/{_stem}_item2attributes.json", _sha),), _item2attributes
-        )
-    )
+ATTRIBUTES.register("ml-1m")(SideSource((ML1M_MOVIES,), _movies_dat))
+ATTRIBUTES.register("ml-1m-sasrec")(SideSource((ML1M_MOVIES, ML1M_SASREC_ITEMS), _ml1m_sasrec))
+ATTRIBUTES.register("ml-100k")(SideSource((ML100K_ITEMS, ML100K_GENRES), _u_item))
+for _name, _file in S3REC_ATTRIBUTES.items():
+    ATTRIBUTES.register(_name)(SideSource((_file,), _item2attributes))
 
 
 def item_attributes(name: str, data_dir: str | Path | None = None) -> Attributes:
     """Raw item id -> attribute names of registered dataset ``name``."""
     source = ATTRIBUTES.get(name)
-    spec = get_spec(name)
-    paths = [resolve_file(spec, f, data_dir, allow_download=True).path for f in source.files]
-    return source.parse(paths)
+    return read_side(get_spec(name), source, data_dir, allow_download=True)
 
 
 # ---------------------------------------------------------------- the feature table

@@ -1,6 +1,7 @@
 """Preprocessing recipes: raw interactions -> canonical :class:`SequenceDataset`.
 
-The steps run in this order, each named in the recorded recipe:
+Stage 3 of loading, after the readers and before the cache. The steps run in this order,
+each named in the recorded recipe:
 
 1. ``rating_threshold``: keep rows with rating >= t (implicit feedback);
 2. stable chronological sort per user: by timestamp, ties keep file order; files

@@ -9,7 +9,7 @@ sequence of the same user.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -137,10 +137,13 @@ def temporal_split(ds: SequenceDataset, quantile: float = 0.9) -> Split:
     )
 
 
+SubsampleBy = Literal["users", "interactions"]
+
+
 def subsample_train(
     split: Split,
     fraction: float,
-    by: Literal["users", "interactions"] = "users",
+    by: SubsampleBy = "users",
     seed: int = 0,
 ) -> Split:
     """Shrink only ``split.train`` to ``fraction`` of it, deterministically per ``seed``.
@@ -153,8 +156,9 @@ def subsample_train(
     """
     if not 0.0 < fraction <= 1.0:
         raise RecscaleError(f"subsample fraction must be in (0, 1], got {fraction}")
-    if by not in ("users", "interactions"):
-        raise RecscaleError(f"subsample by must be 'users' or 'interactions', got {by!r}")
+    if by not in get_args(SubsampleBy):
+        allowed = " or ".join(repr(b) for b in get_args(SubsampleBy))
+        raise RecscaleError(f"subsample by must be {allowed}, got {by!r}")
     train = split.train
     lengths = train.lengths
     rng = np.random.default_rng(seed)

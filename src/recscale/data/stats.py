@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from recscale.data.dataset import SequenceDataset
-from recscale.data.sources import DatasetSpec, Published
+from recscale.data.specs import DatasetSpec, Published
 from recscale.errors import RecscaleError
 
 QUANTILES = (25, 50, 75, 90, 99)

@@ -146,7 +146,7 @@ def recommend(
 def item_titles(ds: SequenceDataset) -> dict[str, str]:
     """Raw item id -> title where the dataset source has titles (MovieLens)."""
     try:
-        from recscale.data.sources import item_titles as source_titles
+        from recscale.data.titles import item_titles as source_titles
     except ImportError:
         return {}
     return source_titles(ds)
