@@ -69,11 +69,9 @@ def data_stats(
 
     if fmt is not None or Path(name_or_path).exists():
         if fmt is None:
-            from recscale.data import READERS
+            from recscale.data import format_names
 
-            raise RecscaleError(
-                f"{name_or_path} is a file: say its --format ({', '.join(READERS.names())})"
-            )
+            raise RecscaleError(f"{name_or_path} is a file: say its --format ({format_names()})")
         ds = read_path(name_or_path, fmt)
     else:
         ds = load_dataset(name_or_path, data_dir=data_dir)

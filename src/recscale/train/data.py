@@ -30,11 +30,9 @@ def load_source(cfg) -> SequenceDataset:
     """The canonical dataset a ``DataConfig`` names (registered dataset or a user's file)."""
     if cfg.path is not None:
         if cfg.format is None:
-            from recscale.data import READERS
+            from recscale.data import format_names
 
-            raise RecscaleError(
-                f"data.path is set, so data.format is required ({', '.join(READERS.names())})"
-            )
+            raise RecscaleError(f"data.path is set, so data.format is required ({format_names()})")
         return read_path(cfg.path, cfg.format, columns=cfg.columns)
     if cfg.name is None:
         raise RecscaleError("set data.name (a registered dataset) or data.path with data.format")

@@ -12,6 +12,7 @@ import torch
 
 from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import Split
+from recscale.data.titles import item_titles
 from recscale.errors import RecscaleError
 from recscale.eval.evaluator import evaluate_metrics
 from recscale.eval.protocols import parse_protocol
@@ -133,7 +134,7 @@ def recommend(
     if exclude_history:
         scores[torch.as_tensor(ds.sequence(user), device=run.device)] = -torch.inf
     top = torch.topk(scores, k)
-    titles = item_titles(ds)
+    titles = item_titles(ds, data_dir=run.cfg.data.data_dir)
     out = []
     for rank, (score, item) in enumerate(
         zip(top.values.tolist(), top.indices.tolist(), strict=True), start=1
@@ -141,12 +142,3 @@ def recommend(
         raw = str(ds.item_ids[item])
         out.append({"rank": rank, "item": raw, "title": titles.get(raw), "score": round(score, 4)})
     return out
-
-
-def item_titles(ds: SequenceDataset) -> dict[str, str]:
-    """Raw item id -> title where the dataset source has titles (MovieLens)."""
-    try:
-        from recscale.data.titles import item_titles as source_titles
-    except ImportError:
-        return {}
-    return source_titles(ds)
