@@ -286,3 +286,27 @@ def test_bad_cutoffs_are_user_errors():
     es = random_eval_set(3, 5, seed=0)
     with pytest.raises(RecscaleError, match="ks must be"):
         evaluate(model, es, "full", max_len=2, ks=(0, 10))
+
+
+def test_filter_seen_protocol_drops_users_whose_target_is_in_their_history():
+    from recscale.eval.evaluator import targets_in_history, user_ranks
+
+    es = random_eval_set(num_users=30, num_items=25, seed=3)
+    seen = np.array([t in es.histories.sequence(u) for u, t in enumerate(es.targets)])
+    assert seen.any() and not seen.all()
+    assert (targets_in_history(es) == seen).all()
+    model = LastItemModel(25, 6)
+    ranks, _ = brute_ranks(model, es, max_len=20, exclude_history=True)
+    kept = np.flatnonzero(~seen)
+    got = evaluate(model, es, "full-filter-seen", max_len=20, ks=(1, 5, 10), item_chunk=7)
+    sums = MetricSums()
+    sums.add_ranks(ranks[kept], (1, 5, 10))
+    want = sums.to_dict()
+    assert got.counts["hr@10"] == len(kept)
+    for key, value in want.items():
+        assert got.to_dict()[key] == pytest.approx(value)
+    # Rows still index the whole eval set, so per-user results line up with its users.
+    per_user, _ = user_ranks(model, es, "full-filter-seen", max_len=20, batch_size=4)
+    assert (per_user[seen] == 0).all()
+    assert per_user[kept].tolist() == ranks[kept].tolist()
+    assert parse_protocol("full-filter-seen").to_dict()["drop_seen_targets"] is True

@@ -24,7 +24,8 @@ def test_parse_known_forms():
 @pytest.mark.parametrize("bad", ["fulll", "sampled", "sampled-0", "sampled-x", "full-exclude", ""])
 def test_parse_rejects_with_allowed_forms(bad):
     with pytest.raises(
-        RecscaleError, match="allowed: full, full-no-exclude, full-window, sampled-N"
+        RecscaleError,
+        match="allowed: full, full-filter-seen, full-no-exclude, full-window, sampled-N",
     ):
         parse_protocol(bad)
 

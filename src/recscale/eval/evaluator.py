@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from recscale.data.batching import eval_batches
+from recscale.data.splits import EvalSet
 from recscale.errors import RecscaleError
 from recscale.eval.metrics import DEFAULT_KS, MetricSums, rank_metrics, ranks_from_scores
 from recscale.eval.protocols import Protocol, parse_protocol, sampled_candidates
@@ -136,7 +137,8 @@ def user_ranks(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-row ranks (``int64 [U]``, in ``eval_set`` order) and, when asked, per-row
     full-softmax losses: what group-wise metrics (popularity groups, history lengths) are
-    computed from, with exactly the ranking rules of :func:`evaluate`."""
+    computed from, with exactly the ranking rules of :func:`evaluate`. Rows the protocol
+    leaves out (``full-filter-seen``) keep rank 0."""
     protocol = parse_protocol(protocol)
     ranks = np.zeros(len(eval_set), dtype=np.int64)
     losses = np.zeros(len(eval_set), dtype=np.float64) if compute_loss else None
@@ -166,6 +168,12 @@ def _scored_batches(
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
+    kept = None
+    if protocol.drop_seen_targets:
+        kept = np.flatnonzero(~targets_in_history(eval_set))
+        eval_set = EvalSet(
+            eval_set.histories.select_users(kept), eval_set.targets[kept], eval_set.users[kept]
+        )
     histories = eval_set.histories
     num_items = int(histories.num_items)
     was_training = model.training
@@ -197,9 +205,20 @@ def _scored_batches(
                     ranks = _sampled_ranks(
                         query, table.vectors, eval_set, rows, num_items, protocol
                     )
-                yield rows, ranks, loss
+                yield (rows if kept is None else kept[rows]), ranks, loss
     finally:
         model.train(was_training)
+
+
+def targets_in_history(eval_set: EvalSet) -> np.ndarray:
+    """``bool [U]``: whether each user's target already occurs in their history."""
+    h = eval_set.histories
+    lengths = np.diff(h.offsets)
+    hit = h.items == np.repeat(eval_set.targets, lengths)
+    seen = np.zeros(len(lengths), dtype=bool)
+    nonempty = lengths > 0
+    seen[nonempty] = np.logical_or.reduceat(hit, h.offsets[:-1][nonempty])
+    return seen
 
 
 @torch.no_grad()

@@ -43,6 +43,8 @@ class Protocol:
             so results do not depend on batch size, ranks or order.
         name: canonical label (``full``, ``full-no-exclude``, ``sampled-100``).
         window_only: exclude only the items of the input window (``full-window``).
+        drop_seen_targets: leave out users whose target already occurs in their history
+            (``full-filter-seen``: the eSASRec / RecTools benchmark's ``filter_already_seen``).
     """
 
     kind: Literal["full", "sampled"]
@@ -51,6 +53,7 @@ class Protocol:
     seed: int
     name: str
     window_only: bool = False
+    drop_seen_targets: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -94,6 +97,15 @@ def _full_no_exclude(match: re.Match[str], seed: int) -> Protocol:
 )
 def _full_window(match: re.Match[str], seed: int) -> Protocol:
     return Protocol("full", True, None, seed, "full-window", window_only=True)
+
+
+@register_protocol(
+    "full-filter-seen",
+    "full-filter-seen",
+    "every item, history excluded, users whose target is in their history dropped (eSASRec)",
+)
+def _full_filter_seen(match: re.Match[str], seed: int) -> Protocol:
+    return Protocol("full", True, None, seed, "full-filter-seen", drop_seen_targets=True)
 
 
 @register_protocol(

@@ -82,6 +82,7 @@ def register_task(name: str, description: str, *, version: int = 1, **defaults: 
 
 def summarise(ranks: np.ndarray, ks: Iterable[int] = DEFAULT_KS) -> dict[str, float]:
     """Mean ``hr@k``, ``ndcg@k``, ``mrr`` of 1-based ``ranks`` and their count as ``users``."""
+    ranks = ranks[ranks > 0]  # rank 0: a row the protocol leaves out
     out: dict[str, float] = {"users": len(ranks)}
     if len(ranks) == 0:
         return out
