@@ -14,7 +14,8 @@ from recscale.eval.derived import corrupt, horizon_view, popularity_groups, trun
 from recscale.eval.evaluator import evaluate, top_items
 from recscale.eval.protocols import parse_protocol
 from recscale.eval.tasks import TASKS, TaskContext, parse_options, summarise
-from tests.eval.test_evaluator import LastItemModel, make_eval_set, random_eval_set
+from tests.eval.test_evaluator import make_eval_set, random_eval_set
+from tests.fakes import LastItemModel
 
 KS = (1, 5, 10)
 
