@@ -49,3 +49,62 @@ def test_torchrun_two_ranks_metrics_equal_single_process_evaluation(tmp_path: Pa
     single = evaluate_run(run_dir, split="test")["metrics"]
     for key, value in final["test"].items():
         assert value == pytest.approx(single[key], rel=1e-5, abs=1e-7), key
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_nodes_on_loopback_train_like_one_process_with_the_same_global_batch(tmp_path):
+    """``torchrun --nnodes 2`` (one rank per node, static rendezvous on 127.0.0.1) and a
+    single process with twice the per-rank batch take the same optimizer steps."""
+    from recscale.train import train
+
+    data = write_sequences(tmp_path / "cycle.txt", users=61)
+    # No dropout and the full softmax: nothing random differs between the ranks and one process.
+    common = ("model.dropout=0", "model.emb_dropout=0", "loss.name=full_softmax", "train.epochs=2")
+    config_path = tmp_path / "run.yaml"
+    dump_yaml(tiny_config(data, *common, "train.batch_size=8"), config_path)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    port = _free_port()
+    nodes = [
+        subprocess.Popen(
+            [
+                str(torchrun),
+                "--nnodes=2",
+                "--nproc_per_node=1",
+                f"--node_rank={rank}",
+                "--master_addr=127.0.0.1",
+                f"--master_port={port}",
+                "-m",
+                "recscale.cli",
+                "train",
+                str(config_path),
+                "--out",
+                str(tmp_path / "two-nodes"),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for rank in (0, 1)
+    ]
+    for node in nodes:
+        _, err = node.communicate(timeout=300)
+        assert node.returncode == 0, err[-3000:]
+    two = json.loads((tmp_path / "two-nodes" / "final.json").read_text())
+    assert two["facts"]["hardware"]["world_size"] == 2
+
+    one = train(tiny_config(data, *common, "train.batch_size=16"), tmp_path / "one").final
+    assert two["facts"]["steps"] == one["facts"]["steps"]
+    assert two["facts"]["tokens"] == one["facts"]["tokens"]
+    for part in ("valid", "test"):
+        for key, value in one[part].items():
+            assert two[part][key] == pytest.approx(value, rel=1e-4, abs=1e-6), (part, key)
