@@ -145,3 +145,15 @@ def test_predict_keywords_table_and_json_round_trip():
     back = FitResult.from_dict(json.loads(json.dumps(fit.to_dict())))
     assert back.params == fit.params
     assert predict(back, params=1e8).hi[0] == pytest.approx(one.hi[0])
+
+
+def test_to_dict_round_trips_exactly_and_summary_is_its_readable_part():
+    fit = fit_law("power_n", power_n_table(0.002), n_boot=10)
+    d = json.loads(json.dumps(fit.to_dict()))
+    assert json.dumps(FitResult.from_dict(d).to_dict()) == json.dumps(d)
+    summary = fit.summary()
+    assert list(summary) == [
+        *("law", "formula", "metric", "params", "ci", "level", "r2"),
+        *("rmse", "fitted_runs"),
+    ]
+    assert summary["ci"] == d["ci"] and summary["fitted_runs"] == fit.runs

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 import pytest
 
 from recscale.errors import RecscaleError
-from recscale.scaling.holdout import holdout_check, select_holdout
+from recscale.scaling.holdout import HoldoutRow, holdout_check, select_holdout
 from tests.scaling.cases import power_n_table
 
 
@@ -43,3 +45,9 @@ def test_holdout_by_name_and_errors():
         select_holdout(table, "biggest:2")
     with pytest.raises(RecscaleError, match="at least 3 runs"):
         holdout_check("power_n", table, "largest:4")
+
+
+def test_holdout_rows_round_trip_through_json():
+    rows = holdout_check("power_n", power_n_table(0.003), "largest:2", n_boot=10).rows
+    back = [HoldoutRow.from_dict(json.loads(json.dumps(r.to_dict()))) for r in rows]
+    assert back == rows and back[0].inputs == rows[0].inputs
