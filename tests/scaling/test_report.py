@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recscale.scaling.fitting import fit_law, holdout_check
+from recscale.scaling.fitting import fit_law
+from recscale.scaling.holdout import holdout_check
 from recscale.scaling.laws import LAWS
 from recscale.scaling.report import LawReport, write_report
 

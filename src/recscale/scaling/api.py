@@ -10,25 +10,17 @@ from typing import Any
 import polars as pl
 
 from recscale.errors import RecscaleError
-from recscale.scaling.fitting import FitResult, fit_law, holdout_check
+from recscale.scaling.fitting import FitResult, fit_law
+from recscale.scaling.holdout import holdout_check
 from recscale.scaling.laws import LAWS
-from recscale.scaling.report import LawReport, write_report
+from recscale.scaling.report import write_report
+from recscale.scaling.sections import LawReport
 from recscale.scaling.sweep import load_spec, read_results, run_sweep
 
 
 def fit_summary(fit: FitResult) -> dict[str, Any]:
-    """The parts of a fit a person reads (no bootstrap arrays)."""
-    return {
-        "law": fit.law.name,
-        "formula": fit.law.formula,
-        "metric": fit.metric,
-        "params": fit.params,
-        "ci": {k: list(v) for k, v in fit.ci.items()},
-        "level": fit.level,
-        "r2": fit.r2,
-        "rmse": fit.rmse,
-        "fitted_runs": fit.runs,
-    }
+    """The parts of a fit a person reads (no bootstrap arrays): :meth:`FitResult.summary`."""
+    return fit.summary()
 
 
 def fit_results(

@@ -1,25 +1,27 @@
-"""Fit scaling laws: robust least squares with restarts, bootstrap intervals, holdout checks.
+"""Fit scaling laws: robust least squares with restarts, bootstrap intervals.
 
 Pure functions of arrays and tables (no I/O). The entry points:
 
-- :func:`fit_law` -> :class:`FitResult` (parameters, bootstrap CIs, R², residuals, ``predict``)
-- :func:`holdout_check` -> :class:`Holdout` (fit on the rest, predict the held-out runs)
+- :func:`fit_law` -> :class:`FitResult` (parameters, bootstrap CIs, R², residuals, ``predict``;
+  ``to_dict``/``from_dict`` round-trip it through JSON)
 - :func:`predict` (keyword inputs: ``predict(fit, params=1e8, tokens=2e9)``)
-- :func:`compute_optimal` / :func:`compute_frontier` for a fitted ``joint`` law
+
+Holdout checks live in :mod:`recscale.scaling.holdout`, compute-optimal allocation in
+:mod:`recscale.scaling.optimal`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
-from scipy.optimize import least_squares, minimize_scalar
+from scipy.optimize import least_squares
 
 from recscale.errors import RecscaleError
-from recscale.scaling.laws import LAWS, Law
+from recscale.scaling.laws import LAWS, Law, as_law
 
 # Keyword aliases accepted by ``predict``: the short names a user types for table columns.
 ALIASES = {
@@ -123,8 +125,15 @@ class FitResult:
             "bootstrap": self.bootstrap,
         }
 
+    def summary(self) -> dict[str, Any]:
+        """The parts of :meth:`to_dict` a person reads (no arrays), plus the RMSE."""
+        d = self.to_dict()
+        readable = ("law", "formula", "metric", "params", "ci", "level", "r2")
+        return {**{k: d[k] for k in readable}, "rmse": self.rmse, "fitted_runs": d["runs"]}
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FitResult:
+        """Read :meth:`to_dict` back (``bootstrap`` defaults to "pairs" for older records)."""
         law = LAWS.get(d["law"])
         return cls(
             law=law,
@@ -143,10 +152,6 @@ class FitResult:
             n_boot_failed=d["n_boot_failed"],
             bootstrap=d.get("bootstrap", "pairs"),
         )
-
-
-def _law(law: str | Law) -> Law:
-    return law if isinstance(law, Law) else LAWS.get(law)
 
 
 def design(law: Law, data: pl.DataFrame | np.ndarray | None = None, **columns: Any) -> np.ndarray:
@@ -295,7 +300,7 @@ def fit_law(
     parameters most pair resamples interpolate exactly and the intervals say nothing. Rows
     with a null/NaN metric are dropped from a table.
     """
-    law = _law(law)
+    law = as_law(law)
     metric = metric or law.default_metric
     if isinstance(data, pl.DataFrame):
         if metric not in data.columns:
@@ -377,160 +382,3 @@ def predict(
 ) -> Prediction:
     """``predict(fit, params=1e8)``; keyword names are table columns or their aliases."""
     return fit.predict(level=level, kind=kind, **columns)
-
-
-# ---- holdout ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HoldoutRow:
-    run: str
-    predicted: float
-    lo: float
-    hi: float
-    measured: float
-    rel_error: float  # (predicted - measured) / |measured|
-    inside: bool  # measured within [lo, hi]
-    inputs: dict[str, float] = field(default_factory=dict)  # the law's inputs for this run
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> HoldoutRow:
-        return cls(**d)
-
-
-@dataclass
-class Holdout:
-    fit: FitResult
-    rows: list[HoldoutRow] = field(default_factory=list)
-
-
-def select_holdout(
-    table: pl.DataFrame, holdout: str | Sequence[str], by: str = "non_embedding_params"
-) -> list[str]:
-    """Run names for ``"largest:K"`` (the K largest by ``by``) or an explicit list."""
-    if "run" not in table.columns:
-        raise RecscaleError("the results table has no 'run' column to name held-out runs")
-    known = [str(r) for r in table["run"]]
-    if isinstance(holdout, str):
-        kind, _, k = holdout.partition(":")
-        if kind not in ("largest", "smallest") or not k.isdigit() or int(k) < 1:
-            raise RecscaleError(
-                f"holdout {holdout!r}; allowed: 'largest:K', 'smallest:K' or a list of run names"
-            )
-        if by not in table.columns:
-            raise RecscaleError(f"holdout {holdout!r} ranks by column {by!r}, which is missing")
-        order = table.sort(by, descending=kind == "largest", maintain_order=True)
-        return [str(r) for r in order["run"].head(int(k))]
-    unknown = [r for r in holdout if r not in known]
-    if unknown:
-        raise RecscaleError(f"held-out run(s) {', '.join(unknown)} are not in the results table")
-    return list(holdout)
-
-
-def holdout_check(
-    law: str | Law,
-    table: pl.DataFrame,
-    holdout: str | Sequence[str] = "largest:2",
-    *,
-    metric: str | None = None,
-    by: str | None = None,
-    interval: str = "prediction",
-    **fit_kwargs: Any,
-) -> Holdout:
-    """Fit on every run except the held-out ones, then predict those.
-
-    ``by`` ranks runs for ``largest:K`` (default: non-embedding params when the table has
-    them, else the law's first input). ``interval`` "prediction" (default) includes the
-    residual noise a new run has; "confidence" is the mean-curve band only.
-    """
-    law = _law(law)
-    metric = metric or law.default_metric
-    if by is None:
-        by = "non_embedding_params" if "non_embedding_params" in table.columns else law.inputs[0]
-    held = set(select_holdout(table, holdout, by))
-    train = table.filter(~pl.col("run").cast(pl.Utf8).is_in(sorted(held)))
-    test = table.filter(pl.col("run").cast(pl.Utf8).is_in(sorted(held)))
-    fit = fit_law(law, train, metric=metric, **fit_kwargs)
-    x_test = design(law, test)
-    pred = fit.predict(x_test, kind=interval)
-    rows = []
-    for i, run in enumerate(test["run"]):
-        measured = test[metric][i]
-        m = float("nan") if measured is None else float(measured)
-        v = float(pred.value[i])
-        rows.append(
-            HoldoutRow(
-                run=str(run),
-                predicted=v,
-                lo=float(pred.lo[i]),
-                hi=float(pred.hi[i]),
-                measured=m,
-                rel_error=(v - m) / abs(m) if m else float("nan"),
-                inside=bool(pred.lo[i] <= m <= pred.hi[i]),
-                inputs=dict(zip(law.inputs, map(float, x_test[i]), strict=True)),
-            )
-        )
-    return Holdout(fit=fit, rows=rows)
-
-
-# ---- compute-optimal allocation --------------------------------------------------------------
-@dataclass(frozen=True)
-class ComputeOptimal:
-    compute: np.ndarray
-    params: np.ndarray
-    tokens: np.ndarray
-    loss: np.ndarray
-
-
-def compute_optimal(
-    fit: FitResult,
-    compute_budget: float | Sequence[float] | np.ndarray,
-    flops_per_param_token: float | Callable[[float], float] = 6.0,
-) -> ComputeOptimal:
-    """N and D minimising the fitted joint law L(N, D) at compute C.
-
-    With a constant k (C = k·N·D) the closed form is N* = G·(C/k)^(b/(a+b)),
-    G = (aA / (bB))^(1/(a+b)), D* = C/(k·N*) (Hoffmann et al., App. D). With a callable
-    ``flops_per_token(N)`` (training FLOPs per token of a model with N non-embedding
-    parameters) the minimum over ln N is found numerically with D = C / flops_per_token(N).
-    """
-    if fit.law.name != "joint":
-        raise RecscaleError(f"compute_optimal needs a fitted 'joint' law, got {fit.law.name!r}")
-    _e, big_a, a, big_b, b = fit.theta
-    budgets = np.atleast_1d(np.asarray(compute_budget, dtype=float))
-    if not callable(flops_per_param_token):
-        k = float(flops_per_param_token)
-        g = (a * big_a / (b * big_b)) ** (1 / (a + b))
-        n = g * (budgets / k) ** (b / (a + b))
-        d = budgets / (k * n)
-    else:
-        fpt = flops_per_param_token
-        n, d = np.empty_like(budgets), np.empty_like(budgets)
-        for i, c in enumerate(budgets):
-
-            def loss_at(log_n: float, c: float = c) -> float:
-                nn = np.exp(log_n)
-                return float(fit.law(np.array([[nn, c / fpt(nn)]]), fit.theta)[0])
-
-            grid = np.linspace(0.0, np.log(c), 400)
-            j = int(np.argmin([loss_at(v) for v in grid]))
-            lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
-            res = minimize_scalar(
-                loss_at, bounds=(lo, hi), method="bounded", options={"xatol": 1e-10}
-            )
-            n[i] = np.exp(res.x)
-            d[i] = c / fpt(n[i])
-    loss = fit.law(np.stack([n, d], axis=1), fit.theta)
-    return ComputeOptimal(compute=budgets, params=n, tokens=d, loss=loss)
-
-
-def compute_frontier(
-    fit: FitResult,
-    c_min: float,
-    c_max: float,
-    num: int = 50,
-    flops_per_param_token: float | Callable[[float], float] = 6.0,
-) -> ComputeOptimal:
-    """The compute-optimal N, D and loss over log-spaced budgets from c_min to c_max FLOPs."""
-    return compute_optimal(fit, np.geomspace(c_min, c_max, num), flops_per_param_token)

@@ -34,7 +34,8 @@ class Law:
     ``log_params`` are fitted as ln(value): they stay positive and a scale such as N0 = 6.8e5
     becomes an O(10) number, which keeps the Jacobian well conditioned. ``lower``/``upper``
     bound the other parameters (public values). ``starts(x, y)`` returns starting points
-    (public values), best first; the fitter adds jittered copies.
+    (public values), best first; the fitter adds jittered copies. ``plot`` names the report's
+    figure for it, a kind registered in :mod:`recscale.scaling.figures`.
     """
 
     name: str
@@ -43,6 +44,7 @@ class Law:
     params: tuple[str, ...]
     model: Model
     starts: Starts
+    plot: str
     log_params: frozenset[str] = frozenset()
     lower: dict[str, float] = field(default_factory=dict)
     upper: dict[str, float] = field(default_factory=dict)
@@ -83,6 +85,21 @@ class Law:
 LAWS: Registry[Law] = Registry("scaling law")
 
 
+def as_law(law: str | Law) -> Law:
+    """A law by registered name (a :class:`Law` passes through)."""
+    return law if isinstance(law, Law) else LAWS.get(law)
+
+
+def law_names() -> list[str]:
+    """Every registered law, sorted: the choices for ``--law`` and ``laws:`` in a sweep spec."""
+    return LAWS.names()
+
+
+def law_help() -> str:
+    """A help text listing the laws from the registry, e.g. for ``recscale fit --law``."""
+    return "Scaling law: " + ", ".join(law_names())
+
+
 def _lstsq(columns: list[np.ndarray], y: np.ndarray) -> tuple[np.ndarray, float]:
     """Least squares for the linear part of a law once its exponents are fixed."""
     a = np.stack(columns, axis=1)
@@ -120,6 +137,7 @@ LAWS.register("power_n")(
         params=("E", "N0", "a"),
         model=_power_model,
         starts=_power_starts,
+        plot="vs_params",
         log_params=frozenset({"N0"}),
         lower={"E": 0.0, "a": 1e-4},
         upper={"a": 5.0},
@@ -135,6 +153,7 @@ LAWS.register("power_d")(
         params=("E", "D0", "b"),
         model=_power_model,
         starts=_power_starts,
+        plot="vs_data",
         log_params=frozenset({"D0"}),
         lower={"E": 0.0, "b": 1e-4},
         upper={"b": 5.0},
@@ -172,6 +191,7 @@ LAWS.register("joint")(
         params=("E", "A", "a", "B", "b"),
         model=_joint_model,
         starts=_joint_starts,
+        plot="frontier",
         log_params=frozenset({"A", "B"}),
         lower={"E": 0.0, "a": 1e-4, "b": 1e-4},
         upper={"a": 5.0, "b": 5.0},
@@ -199,6 +219,7 @@ LAWS.register("log_compute")(
         params=("p", "q"),
         model=_log_compute_model,
         starts=_log_compute_starts,
+        plot="vs_compute",
         default_metric="hr@10",
         notes="HSTU Fig. 7 uses C in PetaFLOP/s-days; only p changes with the unit "
         "(p_pfd = p + q·ln 8.64e19).",
@@ -260,6 +281,7 @@ LAWS.register("performance_law")(
         params=("w1", "w2", "D", "b", "w3", "w4", "w5"),
         model=_performance_model,
         starts=_performance_starts,
+        plot="surface",
         log_params=frozenset({"D"}),
         default_metric="hr@10",
         notes=(
@@ -338,6 +360,7 @@ def performance_law_data(transform: str = "inverse", name: str | None = None) ->
         params=("w1", "w2", "b", "w3", "w4", "w5", "kappa"),
         model=model,
         starts=starts,
+        plot="surface",
         log_params=frozenset({"kappa"}),
         default_metric="hr@10",
         notes=(

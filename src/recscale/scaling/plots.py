@@ -1,8 +1,9 @@
-"""Figures for the scaling report: fitted laws against measured runs.
+"""Figures for the scaling report: fitted laws against measured runs, and the shared style.
 
 Every function returns a :class:`matplotlib.figure.Figure` built without pyplot (no global
 figure state; ``Figure.savefig`` renders with Agg). Create figures inside :func:`style` so
-fonts are readable at the size the report shows them.
+fonts are readable at the size the report shows them. Figures of the results table itself
+(data scaling, backbones, tasks) live in :mod:`recscale.scaling.run_plots`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 
-from recscale.scaling.fitting import FitResult, HoldoutRow
+from recscale.scaling.fitting import FitResult
+from recscale.scaling.holdout import HoldoutRow
+from recscale.scaling.optimal import compute_optimal
 
 STYLE = {
     "font.size": 11,
@@ -56,13 +59,13 @@ def metric_label(metric: str) -> str:
     return metric.upper() if metric == "mrr" else metric
 
 
-def _figure(ncols: int = 1, width: float = 7.2, height: float = 4.4) -> tuple[Figure, list]:
+def new_figure(ncols: int = 1, width: float = 7.2, height: float = 4.4) -> tuple[Figure, list]:
     fig = Figure(figsize=(width * ncols if ncols > 1 else width, height), layout="constrained")
     axes = fig.subplots(1, ncols, squeeze=False)[0]
     return fig, list(axes)
 
 
-def _tidy_log_axes(fig: Figure) -> Figure:
+def tidy_log_axes(fig: Figure) -> Figure:
     """Readable log axes: SI labels at 1, 2, 5 x 10^k over short ranges and at powers of ten
     over long ones, never on minor ticks (matplotlib's defaults overlap on short ranges)."""
     ticker = matplotlib.ticker
@@ -76,17 +79,17 @@ def _tidy_log_axes(fig: Figure) -> Figure:
             decades = np.log10(hi / lo) if lo > 0 else 99
             subs = (1.0, 2.0, 5.0) if decades <= 2 else (1.0,)
             axis.set_major_locator(ticker.LogLocator(base=10, subs=subs, numticks=8))
-            axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: _fmt_si(v)))
+            axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: fmt_si(v)))
             axis.set_minor_formatter(ticker.NullFormatter())
     return fig
 
 
-def _palette(n: int) -> list:
+def palette(n: int) -> list:
     cmap = matplotlib.colormaps["viridis" if n > 4 else "tab10"]
     return [cmap(i / max(n - 1, 1) * 0.9) if n > 4 else cmap(i) for i in range(n)]
 
 
-def _fmt_si(v: float) -> str:
+def fmt_si(v: float) -> str:
     for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
         if abs(v) >= scale:
             return f"{v / scale:.3g}{unit}"
@@ -97,7 +100,7 @@ def plot_one_input_law(
     fit: FitResult, holdout: Sequence[HoldoutRow] = (), *, title: str = ""
 ) -> Figure:
     """A law of one input (power_n, power_d, log_compute): points, curve, band, held-out runs."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     x, y = fit.x[:, 0], fit.y
     held, held_x = _held_out(fit, holdout)
     lo_x = min([*x, *held_x]) / 1.6
@@ -124,7 +127,7 @@ def plot_one_input_law(
     ax.set_ylabel(metric_label(fit.metric))
     ax.set_title(title or f"{metric_label(fit.metric)} vs {fit.law.inputs[0]}")
     ax.legend(loc="best")
-    return _tidy_log_axes(fig)
+    return tidy_log_axes(fig)
 
 
 def _held_out(fit: FitResult, holdout: Sequence[HoldoutRow]) -> tuple[list, list[float]]:
@@ -180,76 +183,12 @@ def _holdout_input(fit: FitResult, h: HoldoutRow) -> float:
     return float(h.inputs.get(fit.law.inputs[0], np.nan))
 
 
-def plot_data_scaling(
-    results: pl.DataFrame, fits: Sequence[FitResult] = (), metric: str = "loss"
-) -> Figure:
-    """Loss vs training tokens, one colour per model size trained at several data sizes.
-
-    Sizes measured at one data size only are grey dots; the fitted joint law is drawn at each
-    coloured size, a power_d fit as one dashed curve.
-    """
-    fig, (ax,) = _figure(width=8.2)
-    table = results.filter(pl.col(metric).is_not_null()).sort("tokens")
-    counts = table.group_by("non_embedding_params").agg(pl.col("tokens").n_unique().alias("k"))
-    sizes = sorted(counts.filter(pl.col("k") > 1)["non_embedding_params"].to_list())
-    if len(sizes) > 8:  # keep the legend readable: eight sizes spread over the range
-        sizes = [sizes[i] for i in np.linspace(0, len(sizes) - 1, 8).round().astype(int)]
-    others = table.filter(~pl.col("non_embedding_params").is_in(sizes))
-    if others.height:
-        ax.scatter(
-            others["tokens"],
-            others[metric],
-            s=18,
-            color="#9aa3ad",
-            zorder=2,
-            label=f"other sizes ({others.height} runs)",
-        )
-    grid = np.geomspace(table["tokens"].min() / 1.5, table["tokens"].max() * 1.5, 200)
-    joint = next((f for f in fits if f.law.name == "joint"), None)
-    for size, color in zip(sizes, _palette(len(sizes)), strict=True):
-        part = table.filter(pl.col("non_embedding_params") == size)
-        ax.plot(
-            part["tokens"],
-            part[metric],
-            "o",
-            color=color,
-            ms=7,
-            mec="white",
-            zorder=3,
-            label=f"N = {_fmt_si(size)}",
-        )
-        if joint is not None:
-            ax.plot(
-                grid,
-                joint.predict(np.stack([np.full_like(grid, size), grid], 1)).value,
-                "-",
-                color=color,
-                lw=1.5,
-                alpha=0.9,
-            )
-    for f in fits:
-        if f.law.name == "power_d":
-            band = f.predict(grid[:, None])
-            ax.fill_between(grid, band.lo, band.hi, color="grey", alpha=0.2, lw=0)
-            ax.plot(
-                grid, band.value, "--", color="black", lw=1.5, label=f"power_d fit, R²={f.r2:.3f}"
-            )
-    if joint is not None:
-        ax.plot([], [], "-", color="grey", label=f"joint L(N, D) fit\nR²={joint.r2:.3f}")
-    ax.set_xscale("log")
-    ax.set_xlabel(AXIS_LABELS["tokens"])
-    ax.set_ylabel(metric_label(metric))
-    ax.set_title("Data scaling: loss vs training tokens")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), title="model size (measured)")
-    return _tidy_log_axes(fig)
-
-
 def plot_compute_law(
     results: pl.DataFrame, fit: FitResult, holdout: Sequence[HoldoutRow] = ()
 ) -> Figure:
     """A metric vs training compute with the log-linear law and its band, by backbone, and
     the held-out runs' predictions against what they measured."""
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     held, held_x = _held_out(fit, holdout)
     xs = [*fit.x[:, 0], *held_x]
     grid = np.geomspace(min(xs) / 1.6, max(xs) * 1.6, 200)
@@ -284,7 +223,7 @@ def plot_compute_law(
             part[fit.metric],
             s=46,
             marker=markers[i % len(markers)],
-            color=_palette(max(len(groups), 1))[i],
+            color=palette(max(len(groups), 1))[i],
             edgecolor="white",
             zorder=3,
             label=f"{bb} (measured, in fit)" if bb else "measured, in fit",
@@ -295,12 +234,12 @@ def plot_compute_law(
     ax.set_ylabel(metric_label(fit.metric))
     ax.set_title(f"{metric_label(fit.metric).split(' (')[0]} vs training compute")
     ax.legend(loc="best")
-    return _tidy_log_axes(fig)
+    return tidy_log_axes(fig)
 
 
 def plot_performance_law(fit: FitResult) -> Figure:
     """Measured vs predicted, and the fitted surface sliced along layers at each dim."""
-    fig, (ax1, ax2) = _figure(2, width=5.6, height=4.4)
+    fig, (ax1, ax2) = new_figure(2, width=5.6, height=4.4)
     pred = fit.law(fit.x, fit.theta)
     lo, hi = min(pred.min(), fit.y.min()), max(pred.max(), fit.y.max())
     pad = 0.05 * (hi - lo or 1.0)
@@ -326,7 +265,7 @@ def plot_performance_law(fit: FitResult) -> Figure:
         else np.ones(len(x), bool)
     )
     dims = np.unique(x[keep, 1])
-    colors = _palette(len(dims))
+    colors = palette(len(dims))
     layers = np.linspace(x[keep, 0].min(), x[keep, 0].max(), 120)
     for dim, color in zip(dims, colors, strict=True):
         rows = keep & (x[:, 1] == dim)
@@ -338,65 +277,13 @@ def plot_performance_law(fit: FitResult) -> Figure:
     ax2.set_ylabel(metric_label(fit.metric))
     ax2.set_title("Fitted surface along layers (dots: measured)")
     ax2.legend(loc="best", title="embedding dim", ncols=2 if len(dims) > 4 else 1)
-    return _tidy_log_axes(fig)
-
-
-def plot_cross_backbone(results: pl.DataFrame, metrics: Sequence[str]) -> Figure:
-    """Each metric vs layers, one line per backbone (mean over seeds at the full data size).
-
-    A backbone swept over several widths is drawn at the width with the longest layer ladder
-    (ties: the wider), so each line changes depth only.
-    """
-    metrics = [m for m in metrics if m in results.columns]
-    fig, axes = _figure(len(metrics), width=4.0, height=3.9)
-    table = results
-    if "data_fraction" in table.columns and table["data_fraction"].n_unique() > 1:
-        table = table.filter(pl.col("data_fraction") == table["data_fraction"].max())
-    backbones = table["backbone"].unique().sort().to_list()
-    ladders = {}
-    for bb in backbones:
-        part = table.filter(pl.col("backbone") == bb)
-        if "dim" in part.columns:
-            widths = part.group_by("dim").agg(pl.col("layers").n_unique().alias("k"))
-            dim = widths.sort(["k", "dim"], descending=True)["dim"][0]
-            ladders[bb] = (part.filter(pl.col("dim") == dim), f"{bb} (h = {dim})")
-        else:
-            ladders[bb] = (part, bb)
-    colors = _palette(len(backbones))
-    markers = "osD^vP*X"
-    for ax, metric in zip(axes, metrics, strict=True):
-        for i, (bb, color) in enumerate(zip(backbones, colors, strict=True)):
-            part, label = ladders[bb]
-            agg = (
-                part.filter(pl.col(metric).is_not_null())
-                .group_by("layers")
-                .agg(pl.col(metric).mean())
-                .sort("layers")
-            )
-            ax.plot(
-                agg["layers"],
-                agg[metric],
-                marker=markers[i % len(markers)],
-                color=color,
-                lw=1.8,
-                ms=6,
-                label=label,
-            )
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.set_xlabel(AXIS_LABELS["layers"])
-        ax.set_ylabel(metric_label(metric))
-        ax.set_title(f"{metric_label(metric).split(' (')[0]} by backbone")
-        ax.legend(loc="best", title="backbone")
-    return _tidy_log_axes(fig)
+    return tidy_log_axes(fig)
 
 
 def plot_frontier(fit: FitResult, budgets: np.ndarray) -> Figure:
     """Compute-optimal N and D under C = 6·N·D from the fitted joint law."""
-    from recscale.scaling.fitting import compute_optimal
-
     best = compute_optimal(fit, budgets)
-    fig, (ax,) = _figure()
+    fig, (ax,) = new_figure()
     ax.plot(best.compute, best.params, "-", color=FIT_COLOR, lw=2, label="optimal N (params)")
     ax.plot(best.compute, best.tokens, "-", color=HOLD_COLOR, lw=2, label="optimal D (tokens)")
     ax.set_xscale("log")
@@ -405,43 +292,4 @@ def plot_frontier(fit: FitResult, budgets: np.ndarray) -> Figure:
     ax.set_ylabel("count (parameters or tokens)")
     ax.set_title("Compute-optimal allocation under C = 6·N·D (joint law)")
     ax.legend(loc="upper left")
-    return _tidy_log_axes(fig)
-
-
-def plot_task(
-    task: str, points: Sequence[tuple[float, dict[str, dict]]], metric: str = "hr@10"
-) -> Figure:
-    """A challenge task's ``metric`` against model size, one line per group or rate.
-
-    ``points`` holds ``(non_embedding_params, {series label: metrics})`` per run.
-    """
-    labels = sorted({label for _, series in points for label in series}, key=natural_key)
-    fig, (ax,) = _figure(width=7.6, height=4.6)
-    colors = _palette(len(labels))
-    markers = "osD^vP*X"
-    for i, (label, color) in enumerate(zip(labels, colors, strict=True)):
-        xy = sorted(
-            (n, series[label][metric])
-            for n, series in points
-            if label in series and metric in series[label]
-        )
-        if xy:
-            xs, ys = zip(*xy, strict=True)
-            ax.plot(xs, ys, marker=markers[i % len(markers)], color=color, lw=1.6, label=label)
-    ax.set_xscale("log")
-    ax.set_xlabel(AXIS_LABELS["non_embedding_params"])
-    ax.set_ylabel(metric_label(metric))
-    ax.set_title(f"{task}: {metric_label(metric).split(' (')[0]} by model size")
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), title="group", fontsize=8.5)
-    return _tidy_log_axes(fig)
-
-
-def natural_key(label: str) -> tuple:
-    """Sort "replace / 0.1" before "replace / 0.5" and "G2" before "G10"."""
-    import re
-
-    return tuple(
-        (0, float(t), "") if re.fullmatch(r"[-+]?\d*\.?\d+", t) else (1, 0.0, t)
-        for t in re.split(r"(?<=[a-zA-Z])(?=\d)|\s*/\s*|[<>=]+", label)
-        if t
-    )
+    return tidy_log_axes(fig)

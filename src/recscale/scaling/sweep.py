@@ -35,6 +35,7 @@ from pydantic import Field
 from recscale.config import StrictModel, apply_overrides, load_yaml, merge, validate
 from recscale.errors import RecscaleError
 from recscale.train.config import RunConfig, load_run_config
+from recscale.train.record import FINAL_JSON, read_run_record, results_row
 
 RESULTS_PARQUET = "results.parquet"
 RESULTS_CSV = "results.csv"
@@ -134,7 +135,7 @@ def run_sweep(
     (out / "runs").mkdir(parents=True, exist_ok=True)
     (out / "spec.yaml").write_text(Path(spec_path).read_text())
     (out / "command.txt").write_text(_command_line())
-    todo = [r for r in runs if not (out / "runs" / r.name / "final.json").is_file()]
+    todo = [r for r in runs if not (out / "runs" / r.name / FINAL_JSON).is_file()]
     failed: dict[str, str] = {}
     _log(progress, f"sweep {spec.name}: {len(runs)} runs, {len(runs) - len(todo)} already done")
     if jobs <= 1:
@@ -195,12 +196,12 @@ def collect_results(out: Path, runs: list[SweepRun]) -> pl.DataFrame:
     rows = []
     quality_cache: dict[str, float | None] = {}
     for run in runs:
-        final_path = out / "runs" / run.name / "final.json"
+        final_path = out / "runs" / run.name / FINAL_JSON
         if not final_path.is_file():
             continue
-        final = json.loads(final_path.read_text())
-        cfg, facts = run.config, final["facts"]
-        row: dict[str, Any] = {
+        record = read_run_record(final_path)
+        cfg = run.config
+        coords = {
             "run": run.name,
             "backbone": cfg.model.backbone,
             "layers": cfg.model.layers,
@@ -209,23 +210,8 @@ def collect_results(out: Path, runs: list[SweepRun]) -> pl.DataFrame:
             "max_len": cfg.model.max_len,
             "data_fraction": cfg.data.fraction,
             "seed": cfg.seed,
-            "non_embedding_params": facts["non_embedding_params"],
-            "embedding_params": facts["embedding_params"],
-            "flops_per_token": facts["flops_per_token_training"],
-            "tokens": facts["tokens"],
-            "compute": float(facts["compute_flops"]),
-            "train_interactions": facts["train_interactions"],
-            "apen": _train_apen(cfg, quality_cache),
-            "protocol": final["protocol"],
-            "selection": final["selection"],
-            "best_epoch": final["best_epoch"],
-            "epochs": facts["epochs"],
-            "wall_time_s": facts["wall_time_s"],
-            "status": "finished",
         }
-        row.update({k: float(v) for k, v in final["test"].items()})
-        row.update({f"valid_{k}": float(v) for k, v in final.get("valid", {}).items()})
-        rows.append(row)
+        rows.append(results_row(record, coords, apen=_train_apen(cfg, quality_cache)))
     return pl.DataFrame(rows) if rows else pl.DataFrame()
 
 
