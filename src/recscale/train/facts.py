@@ -15,6 +15,7 @@ from recscale.data.stats import dataset_statistics
 from recscale.models import ModelConfig, SequenceRecommender
 from recscale.models.size import count_parameters, flops_per_token
 from recscale.train.distributed import Dist
+from recscale.train.record import ScalingFacts
 
 
 def train_positions(train_set: SequenceDataset, max_len: int) -> np.ndarray:
@@ -34,26 +35,26 @@ def scaling_facts(
     data_fraction: float,
     device: torch.device,
     dist: Dist,
-) -> dict[str, Any]:
+) -> ScalingFacts:
     """The numbers a scaling law is fitted against, recorded with every run."""
     counts = count_parameters(model)
     mean_len = float(train_positions(train_set, model_cfg.max_len).mean())
     flops = flops_per_token(model_cfg, train_set.num_items, max(1, round(mean_len)))
-    return {
-        "non_embedding_params": counts.non_embedding,
-        "embedding_params": counts.embedding,
-        "flops_per_token_forward": flops.forward,
-        "flops_per_token_training": flops.training,
-        "tokens": tokens,
-        "compute_flops": flops.training * tokens,
-        "train_interactions": int(train_set.num_interactions),
-        "data_fraction": data_fraction,
-        "epochs": epochs,
-        "steps": steps,
-        "wall_time_s": round(wall_time_s, 3),
-        "peak_memory_mib": round(peak_memory_mib(device), 1),
-        "hardware": hardware(device, dist),
-    }
+    return ScalingFacts(
+        non_embedding_params=counts.non_embedding,
+        embedding_params=counts.embedding,
+        flops_per_token_forward=flops.forward,
+        flops_per_token_training=flops.training,
+        tokens=tokens,
+        compute_flops=flops.training * tokens,
+        train_interactions=int(train_set.num_interactions),
+        data_fraction=data_fraction,
+        epochs=epochs,
+        steps=steps,
+        wall_time_s=round(wall_time_s, 3),
+        peak_memory_mib=round(peak_memory_mib(device), 1),
+        hardware=hardware(device, dist),
+    )
 
 
 def peak_memory_mib(device: torch.device) -> float:

@@ -39,6 +39,7 @@ from recscale.train.epoch_log import append_record, log_tensorboard, tensorboard
 from recscale.train.facts import dataset_record, scaling_facts, train_positions
 from recscale.train.losses import behaviour_loss, build_loss
 from recscale.train.optim import OptimizerSwitch, build_optimizer, lr_factor
+from recscale.train.record import FINAL_JSON, RunRecord, read_run_record, write_run_record
 from recscale.train.selection import evaluate_and_select, is_legacy_selection
 from recscale.train.state import TrainState, init_weights, restore_state, save_state
 from recscale.train.step import OptimizerStep
@@ -135,9 +136,9 @@ class Recipe:
             run.state, run.optimizer = restore_state(
                 run.last_dir, model, optimizer, switch, sampler, cfg.optim, device
             )
-            if run.state.finished and (run_dir / "final.json").is_file():
+            if run.state.finished and (run_dir / FINAL_JSON).is_file():
                 if run.state.stop_reason is not None or run.state.epoch >= cfg.train.epochs:
-                    run.done = RunResult(run_dir, json.loads((run_dir / "final.json").read_text()))
+                    run.done = RunResult(run_dir, read_run_record(run_dir / FINAL_JSON).to_dict())
                     return run
                 run.state.finished = False  # asked for more epochs than the finished run had
         elif dist.is_main:
@@ -310,37 +311,37 @@ class Recipe:
             weights, _, _ = ckpt.load_checkpoint(self.best_dir)
             self.model.load_state_dict(weights)
         legacy = is_legacy_selection(cfg.eval, split)
-        final: dict[str, Any] = {
-            "run": cfg.name or self.run_dir.name,
-            "protocol": self.protocol.name,
-            "split": split.name,
-            "selection": "legacy-best-epoch-on-test" if legacy else "best-valid-then-test",
-            "select_metric": cfg.eval.select_metric,
-            "best_epoch": state.best_epoch,
-            "seed": cfg.seed,
-            "test": self.evaluate_on(self.model, split.test),
-            "stop_reason": state.stop_reason or "epochs done",
-        }
-        if split.valid is not None:
-            final["valid"] = self.evaluate_on(self.model, split.valid)
-        if state.legacy_best is not None and not legacy:
-            final["test_legacy_best_epoch"] = state.legacy_best
-        final["facts"] = scaling_facts(
-            self.model,
-            cfg.model,
-            split.train,
-            tokens=state.tokens,
-            epochs=state.epoch,
-            steps=state.step,
-            wall_time_s=state.wall_time_s,
-            data_fraction=cfg.data.fraction,
-            device=self.device,
-            dist=dist,
+        test = self.evaluate_on(self.model, split.test)
+        valid = self.evaluate_on(self.model, split.valid) if split.valid is not None else None
+        record = RunRecord(
+            run=cfg.name or self.run_dir.name,
+            protocol=self.protocol.name,
+            split=split.name,
+            selection="legacy-best-epoch-on-test" if legacy else "best-valid-then-test",
+            select_metric=cfg.eval.select_metric,
+            best_epoch=state.best_epoch,
+            seed=cfg.seed,
+            test=test,
+            stop_reason=state.stop_reason or "epochs done",
+            valid=valid,
+            test_legacy_best_epoch=None if legacy else state.legacy_best,
+            facts=scaling_facts(
+                self.model,
+                cfg.model,
+                split.train,
+                tokens=state.tokens,
+                epochs=state.epoch,
+                steps=state.step,
+                wall_time_s=state.wall_time_s,
+                data_fraction=cfg.data.fraction,
+                device=self.device,
+                dist=dist,
+            ),
         )
         if dist.is_main:
-            (self.run_dir / "final.json").write_text(json.dumps(final, indent=1))
+            write_run_record(record, self.run_dir / FINAL_JSON)
         barrier(dist)
-        return RunResult(self.run_dir, final)
+        return RunResult(self.run_dir, record.to_dict())
 
 
 def optimizer_steps(
