@@ -106,7 +106,7 @@ def test_ml100k(tmp_path):
 
 # ---------------------------------------------------------------- property tests
 
-ids = st.integers(min_value=0, max_value=10**12)
+ids = st.integers(min_value=1, max_value=10**12)
 pairs = st.lists(st.tuples(ids, ids), min_size=1, max_size=30)
 
 
