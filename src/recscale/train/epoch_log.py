@@ -32,3 +32,42 @@ def log_tensorboard(writer, record: dict[str, Any]) -> None:
     for part in ("valid", "test"):
         for key, value in record.get(part, {}).items():
             writer.add_scalar(f"{part}/{key}", value, step)
+
+
+def trim_metrics(path: Path, epochs: int) -> None:
+    """Keep the records of the first ``epochs`` epochs (a resume redoes the later ones) and
+    drop a line a kill tore in half."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("epoch", 0) <= epochs:
+            kept.append(line)
+    path.write_text("".join(f"{line}\n" for line in kept))
+
+
+def read_final(run_dir: Path) -> dict[str, Any] | None:
+    """The run's ``final.json``, None when it has none; a damaged one is a user error."""
+    path = run_dir / "final.json"
+    if not path.is_file():
+        return None
+    try:
+        final = json.loads(path.read_bytes().decode("utf-8"))
+    except ValueError as exc:
+        raise RecscaleError(
+            f"{path}: damaged run record ({exc}); delete it to redo the run's last step"
+        ) from None
+    if not isinstance(final, dict):
+        raise RecscaleError(f"{path}: damaged run record (not a JSON object)")
+    return final
+
+
+def write_final(run_dir: Path, final: dict[str, Any]) -> None:
+    """Write ``final.json`` whole or not at all (a run with one counts as done)."""
+    tmp = run_dir / ".final.json.tmp"
+    tmp.write_text(json.dumps(final, indent=1))
+    tmp.replace(run_dir / "final.json")
