@@ -130,8 +130,12 @@ def describe_validation_error(exc: ValidationError, cls: type[BaseModel]) -> str
             hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
             parts.append(f"unknown key {key!r}{hint}")
         elif err["type"] == "value_error":
-            # Our own validators' messages already say what is allowed.
-            parts.append(f"{key}: {err['ctx']['error']} (got {_short(err.get('input'))})")
+            # Our own validators' messages say what is allowed, and a check across fields
+            # names its keys (its input, a whole section, would only be noise).
+            message, value = str(err["ctx"]["error"]), err.get("input")
+            if not (err["loc"] and message.startswith(f"{key}.")):
+                message = f"{key}: {message}" if err["loc"] else message
+            parts.append(message if isinstance(value, dict) else f"{message} (got {_short(value)})")
         else:
             parts.append(f"{key}: {err['msg']} (got {_short(err.get('input'))})")
     return "; ".join(parts)

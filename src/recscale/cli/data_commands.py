@@ -71,7 +71,9 @@ def data_stats(
         if fmt is None:
             from recscale.data import format_names
 
-            raise RecscaleError(f"{name_or_path} is a file: say its --format ({format_names()})")
+            raise RecscaleError(
+                f"{name_or_path} is a file: say its --format ({', '.join(format_names())})"
+            )
         ds = read_path(name_or_path, fmt)
     else:
         ds = load_dataset(name_or_path, data_dir=data_dir)

@@ -131,7 +131,8 @@ def load_verified(
     """The newest checkpoint that passes its checks, and where it was: ``directory``, or,
     with a warning, the copy an interrupted swap left or ``previous``."""
     problems: list[str] = []
-    for candidate in _candidates(directory, previous):
+    candidates = _candidates(directory, previous)
+    for candidate in candidates:
         try:
             loaded = _load_one(candidate)
         except CorruptCheckpoint as err:
@@ -145,11 +146,8 @@ def load_verified(
             )
         return (candidate, *loaded)
     if problems:
-        fallback = f" and its previous copy {previous}" if previous is not None else ""
-        raise CorruptCheckpoint(
-            f"{problems[0]}; no intact checkpoint in {directory}{fallback} "
-            "(start the run again without --resume)"
-        )
+        fallback = f" or its previous copy {previous}" if Path(previous or "") in candidates else ""
+        raise CorruptCheckpoint(f"{problems[0]}; no intact checkpoint in {directory}{fallback}")
     raise RecscaleError(f"no checkpoint in {directory} (expected {MODEL_FILE} and {STATE_JSON})")
 
 

@@ -253,33 +253,34 @@ def load_run_config(
         data = merge(data, load_yaml(path))
         source = str(path)
     data = apply_overrides(data, overrides or [])
+    if path is None and isinstance(data.get("name"), str):
+        source = f"run {data['name']!r}"  # e.g. one run of a sweep
     cfg = validate(RunConfig, data, source=source)
     if paths:
         check_paths(cfg.data, source)
     return cfg
 
 
-def check_run_inputs(cfg: RunConfig) -> None:
+def check_run_inputs(cfg: RunConfig, source: str = "config") -> None:
     """What a run needs from this machine, checked before it starts: the data paths,
     ``train.init_from`` (a run directory or a checkpoint directory) and the device."""
-    check_paths(cfg.data)
+    check_paths(cfg.data, source)
     if cfg.train.init_from is not None and not Path(cfg.train.init_from).is_dir():
         raise RecscaleError(
-            f"train.init_from: {cfg.train.init_from}: no such run or checkpoint directory"
+            f"{source}: train.init_from: {cfg.train.init_from}: no such run or checkpoint directory"
         )
-    check_device(cfg.train.device)
+    check_device(cfg.train.device, source)
 
 
-def check_device(device: str) -> None:
+def check_device(device: str, source: str = "config") -> None:
     import torch
 
+    where = f"{source}: train.device: {device!r} asked for, but this machine has"
     if device.startswith("cuda"):
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        index = int(device.partition(":")[2] or 0)
-        if index >= count:
-            found = f"{count} CUDA device(s)" if count else "no CUDA device"
-            raise RecscaleError(f"train.device: {device!r} asked for, but this machine has {found}")
+        if int(device.partition(":")[2] or 0) >= count:
+            raise RecscaleError(f"{where} {f'{count} CUDA device(s)' if count else 'no CUDA'}")
     elif device == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise RecscaleError("train.device: 'mps' asked for, but Apple MPS is not available")
+            raise RecscaleError(f"{where} no Apple MPS")

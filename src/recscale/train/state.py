@@ -74,7 +74,12 @@ def restore_state(
 ) -> tuple[TrainState, torch.optim.Optimizer]:
     """Load weights, optimizer, RNG states and progress from ``directory`` (``previous``
     when it is damaged); returns the optimizer in use (an SGD one when the run had switched)."""
-    used, weights, meta, tensors = ckpt.load_verified(directory, previous)
+    try:
+        used, weights, meta, tensors = ckpt.load_verified(directory, previous)
+    except ckpt.CorruptCheckpoint as err:
+        raise ckpt.CorruptCheckpoint(
+            f"{err}; start the run again without --resume (in a new --out directory)"
+        ) from None
     if used != directory:
         ckpt.set_aside(directory)  # else the next save would keep it as the previous one
     load_fitting(model, weights, f"--resume from {used}", "the config the run was started with")
@@ -122,11 +127,17 @@ def load_fitting(
     unexpected = sorted(set(weights) - set(own))
     if mismatched or missing or unexpected:
         raise RecscaleError(
-            f"{what}: the weights do not fit this model "
-            f"(shape mismatch: {mismatched or 'none'}; missing: {missing or 'none'}; "
-            f"unexpected: {unexpected or 'none'}); use {remedy}"
+            f"{what}: the weights do not fit this model (shape mismatch: {_few(mismatched)}; "
+            f"missing: {_few(missing)}; unexpected: {_few(unexpected)}); use {remedy}"
         )
     model.load_state_dict({k: v.to(own[k].device) for k, v in weights.items()})
+
+
+def _few(names: list[str], shown: int = 3) -> str:
+    if not names:
+        return "none"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def weights_finite(model: torch.nn.Module) -> bool:
