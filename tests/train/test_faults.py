@@ -195,3 +195,12 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, data_file, monkeypa
     assert final["test"] == {}  # no evaluation yet, so no weights worth scoring
     kept = json.loads((run / "checkpoints" / "last" / "state.json").read_text())
     assert kept["train_state"]["step"] == 4
+
+
+def test_a_sweep_counts_a_nan_stop_among_its_failures(tmp_path, data_file, monkeypatch):
+    from recscale.scaling.sweep import _run_with_retry
+
+    monkeypatch.setattr(Recipe, "loss_step", nan_at(3))
+    config = tiny_config(data_file, *FAULT_RUN).model_dump(mode="json")
+    error = _run_with_retry(config, str(tmp_path / "run"))
+    assert error is not None and error.startswith("non-finite training loss in epoch 1, step 3")
