@@ -45,15 +45,16 @@ def test_select_metric_follows_ks():
     assert load_run_config(overrides=["eval.select_metric=mrr"]).eval.select_metric == "mrr"
 
 
-def test_paths_are_checked_at_load_and_init_from_before_the_run(tmp_path):
+def test_paths_are_checked_before_a_run_starts(tmp_path):
     data = tmp_path / "seqs.txt"
+    sets = [f"data.path={data}", "data.format=sasrec"]
     with pytest.raises(RecscaleError, match=r"data\.path: .*seqs\.txt: no such file"):
-        load_run_config(overrides=[f"data.path={data}", "data.format=sasrec"])
+        load_run_config(overrides=sets, paths=True)
+    with pytest.raises(RecscaleError, match=r"data\.path: .*seqs\.txt: no such file"):
+        check_run_inputs(load_run_config(overrides=sets))
     data.write_text("1 2\n1 3\n")
     # A sweep names runs that earlier points will create: init_from waits for the run start.
-    cfg = load_run_config(
-        overrides=[f"data.path={data}", "data.format=sasrec", f"train.init_from={tmp_path}/a"]
-    )
+    cfg = load_run_config(overrides=[*sets, f"train.init_from={tmp_path}/a"], paths=True)
     with pytest.raises(RecscaleError, match=r"train\.init_from"):
         check_run_inputs(cfg)
 

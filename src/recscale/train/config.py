@@ -3,9 +3,9 @@
 Every value is checked when the config is loaded, against what the code accepts (the
 registries of datasets, formats, splits, losses and protocols, the metrics the protocol
 computes), so a mistake is one error naming the key before any data is read or any step
-is trained. Files and directories the config names are checked by :func:`check_paths`
-(at load) and :func:`check_run_inputs` (before a run starts: also ``train.init_from`` and
-the device, which a sweep's later runs or another machine may only have then).
+is trained. Files and directories the config names, ``train.init_from`` and the device
+are checked by :func:`check_run_inputs` before a run starts (a sweep's earlier runs
+create the directories its later ones start from).
 """
 
 from __future__ import annotations
@@ -243,10 +243,15 @@ def load_run_config(
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
     *,
-    paths: bool = True,
+    paths: bool = False,
 ) -> RunConfig:
     """Defaults < ``base`` < YAML file < ``overrides`` (``key.sub=value``); with ``paths``,
-    the data files and directories it names must exist (:func:`check_paths`)."""
+    the data files and directories it names must exist too (:func:`check_paths`).
+
+    ``paths`` is off by default because some readers of a config need no data (a report
+    reading a finished run's protocol) and a sweep reports a point whose file is missing
+    as that run's failure; ``recscale train`` and :func:`train` check them (with
+    :func:`check_run_inputs`) before any data is read."""
     data: dict[str, Any] = dict(base or {})
     source = "config"
     if path is not None:
