@@ -38,6 +38,7 @@ class CheckpointClock:
 def fault_message(reason: str) -> str:
     """The stop reason of a run stopped by a numerical fault, with what to try."""
     return (
-        f"{reason}; the run stopped and checkpoints/last holds the last good state "
-        "(try a lower optim.lr, optim.grad_clip, or train.precision fp32)"
+        f"{reason}; the run stopped and checkpoints/last holds the last good state (try a "
+        "lower optim.lr, optim.grad_clip or train.precision fp32 in a new run; "
+        "train.init_from=<this run>/checkpoints/last starts it from those weights)"
     )
