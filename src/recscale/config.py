@@ -24,19 +24,43 @@ M = TypeVar("M", bound=BaseModel)
 class StrictModel(BaseModel):
     """Base for every config: unknown keys are errors, values are validated on assignment."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+    # No config value is ever infinite or NaN (YAML spells them .inf / .nan).
+    model_config = ConfigDict(
+        extra="forbid", validate_assignment=True, frozen=False, allow_inf_nan=False
+    )
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """A text file's contents; a missing file or bytes that are not UTF-8 are user errors
+    naming the file (and the line of the first bad byte)."""
+    path = Path(path)
+    if path.is_dir():
+        raise RecscaleError(f"{what} {path} is a directory, not a file")
+    if not path.is_file():
+        raise RecscaleError(f"{what} {path} does not exist")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise RecscaleError(f"{what} {path}: cannot be read ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RecscaleError(f"{path}:{line}: not valid UTF-8 text") from None
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
     path = Path(path)
-    if not path.is_file():
-        raise RecscaleError(f"config file {path} does not exist")
+    text = read_text(path, "config file")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
+    except RecursionError:
+        raise RecscaleError(f"{path}: not valid YAML (nested too deeply)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f":{mark.line + 1}" if mark is not None else ""
-        raise RecscaleError(f"{path}{where}: not valid YAML ({exc.__class__.__name__})") from None
+        problem = getattr(exc, "problem", None) or exc.__class__.__name__
+        raise RecscaleError(f"{path}{where}: not valid YAML ({problem})") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -51,11 +75,14 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise RecscaleError(f"override {text!r} must look like key.sub=value")
+    parts = [part.strip() for part in key.strip().split(".")]
+    if "" in parts:
+        raise RecscaleError(f"override {text!r}: empty key part in {key.strip()!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         value = raw
-    return [part for part in key.strip().split(".")], value
+    return parts, value
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -102,9 +129,21 @@ def describe_validation_error(exc: ValidationError, cls: type[BaseModel]) -> str
             allowed = _fields_at(cls, err["loc"][:-1])
             hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
             parts.append(f"unknown key {key!r}{hint}")
+        elif err["type"] == "value_error":
+            # Our own validators' messages say what is allowed, and a check across fields
+            # names its keys (its input, a whole section, would only be noise).
+            message, value = str(err["ctx"]["error"]), err.get("input")
+            if not (err["loc"] and message.startswith(f"{key}.")):
+                message = f"{key}: {message}" if err["loc"] else message
+            parts.append(message if isinstance(value, dict) else f"{message} (got {_short(value)})")
         else:
-            parts.append(f"{key}: {err['msg']} (got {err.get('input')!r})")
+            parts.append(f"{key}: {err['msg']} (got {_short(err.get('input'))})")
     return "; ".join(parts)
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _fields_at(cls: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

@@ -106,7 +106,7 @@ def test_ml100k(tmp_path):
 
 # ---------------------------------------------------------------- property tests
 
-ids = st.integers(min_value=0, max_value=10**12)
+ids = st.integers(min_value=1, max_value=10**12)
 pairs = st.lists(st.tuples(ids, ids), min_size=1, max_size=30)
 
 
@@ -141,6 +141,43 @@ def test_sasrec_broken_line_is_located(tmp_path, pairs, where, junk):
     with pytest.raises(RecscaleError) as err:
         read_interactions(path, "sasrec")
     assert re.match(rf"{re.escape(str(path))}:{k + 1}: ", str(err.value)), str(err.value)
+
+
+@HYP
+@given(pairs=pairs, where=st.integers(min_value=0, max_value=29), bad=st.integers(-5, 0))
+def test_non_positive_ids_are_refused_at_their_line(tmp_path, pairs, where, bad):
+    k = where % len(pairs)
+    lines = [f"{u} {i}" for u, i in pairs]
+    lines[k] = f"{pairs[k][0]} {bad}"
+    path = write(tmp_path, "r.txt", "\n".join(lines) + "\n")
+    with pytest.raises(RecscaleError, match=rf":{k + 1}: item id {bad} is not a positive"):
+        read_interactions(path, "sasrec")
+
+
+@HYP
+@given(
+    seqs=st.lists(st.lists(ids, min_size=1, max_size=4), min_size=2, max_size=8),
+    data=st.data(),
+)
+def test_s3rec_user_on_two_lines_is_refused_naming_both(tmp_path, seqs, data):
+    users = list(range(1, len(seqs) + 1))
+    first, second = sorted(
+        data.draw(st.lists(st.sampled_from(range(len(seqs))), min_size=2, max_size=2, unique=True))
+    )
+    users[second] = users[first]
+    text = "".join(f"{u} " + " ".join(map(str, s)) + "\n" for u, s in zip(users, seqs, strict=True))
+    path = write(tmp_path, "s.txt", text)
+    with pytest.raises(RecscaleError) as err:
+        read_interactions(path, "s3rec")
+    assert str(err.value).startswith(
+        f"{path}:{second + 1}: user {users[first]} already has a line ({path}:{first + 1})"
+    )
+
+
+def test_a_user_on_many_lines_is_the_sasrec_format(tmp_path):
+    # One line per interaction, users interleaved: SASRec's own loader appends in file order.
+    it = read_interactions(write(tmp_path, "a.txt", "1 5\n2 7\n1 3\n"), "sasrec")
+    assert it.frame["user"].to_list() == [1, 2, 1]
 
 
 # ---------------------------------------------------------------- real files

@@ -120,3 +120,10 @@ def test_all_reduce_across_two_processes(tmp_path):
     state = torch.load(out)
     assert state["counts"]["hr@1"] == 3  # rank 1 had no users and still holds the total
     assert state["sums"]["mrr"] == pytest.approx(1 + 1 / 2 + 1 / 3)
+
+
+def test_metric_names_are_exactly_what_rank_metrics_computes():
+    from recscale.eval.metrics import metric_names, rank_metrics
+
+    for ks in [(1,), (10, 5, 10), (1, 5, 10, 20, 50, 100, 200)]:
+        assert metric_names(ks) == list(rank_metrics(torch.ones(3, dtype=torch.long), ks))

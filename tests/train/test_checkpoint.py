@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -59,3 +60,67 @@ def test_no_pickle_files_are_written(tmp_path):
 def test_missing_checkpoint_is_a_user_error(tmp_path):
     with pytest.raises(RecscaleError, match="no checkpoint"):
         ckpt.load_checkpoint(tmp_path / "nothing")
+
+
+def _saved_twice(tmp_path):
+    """``last`` (epoch 2) with ``previous`` (epoch 1) beside it."""
+    model, _ = _trained_optimizer()
+    last, previous = tmp_path / "last", tmp_path / "previous"
+    ckpt.save_checkpoint(last, model, {"epoch": 1}, {"x": torch.ones(2)}, previous)
+    ckpt.save_checkpoint(last, model, {"epoch": 2}, {"x": torch.ones(2)}, previous)
+    return last, previous
+
+
+def test_each_file_carries_its_checksum_and_the_one_before_is_kept(tmp_path):
+    last, previous = _saved_twice(tmp_path)
+    meta = json.loads((last / "state.json").read_text())
+    assert set(meta["sha256"]) == {"model.safetensors", "state.safetensors"}
+    assert ckpt.load_checkpoint(previous)[1] == {"epoch": 1}
+    assert ckpt.load_checkpoint(last, previous)[1] == {"epoch": 2}
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: (d / "model.safetensors").write_bytes(b"\0" * 50),
+        lambda d: (d / "state.safetensors").write_bytes(b"\0" * 64),
+        lambda d: (d / "state.json").write_text('{"epoch": 2, "sha'),
+        lambda d: (d / "model.safetensors").unlink(),
+    ],
+    ids=["truncated-weights", "zeroed-state", "torn-json", "missing-weights"],
+)
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_with_a_warning(tmp_path, damage):
+    last, previous = _saved_twice(tmp_path)
+    damage(last)
+    with pytest.warns(ckpt.CheckpointWarning, match=re.escape(str(last))):
+        used, _, state, tensors = ckpt.load_verified(last, previous)
+    assert used == previous and state == {"epoch": 1} and torch.equal(tensors["x"], torch.ones(2))
+    with pytest.raises(ckpt.CorruptCheckpoint, match="no intact checkpoint"):
+        ckpt.load_checkpoint(last)  # without a previous one to fall back to
+    assert issubclass(ckpt.CorruptCheckpoint, RecscaleError)
+
+
+def test_checkpoints_from_before_checksums_still_load(tmp_path):
+    model, _ = _trained_optimizer()
+    ckpt.save_checkpoint(tmp_path / "c", model, {"epoch": 4}, {})
+    meta = json.loads((tmp_path / "c" / "state.json").read_text())
+    del meta["sha256"]
+    (tmp_path / "c" / "state.json").write_text(json.dumps(meta))
+    assert ckpt.load_checkpoint(tmp_path / "c")[1] == {"epoch": 4}
+    (tmp_path / "c" / "model.safetensors").write_bytes(b"junk")
+    with pytest.raises(RecscaleError, match="not a readable safetensors file"):
+        ckpt.load_checkpoint(tmp_path / "c")
+
+
+def test_a_failed_write_is_a_user_error_and_keeps_the_old_checkpoint(tmp_path, monkeypatch):
+    last, previous = _saved_twice(tmp_path)
+
+    def disk_full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "_write_durably", disk_full)
+    model, _ = _trained_optimizer()
+    with pytest.raises(RecscaleError, match=r"No space left on device.*intact"):
+        ckpt.save_checkpoint(last, model, {"epoch": 3}, {}, previous)
+    assert ckpt.load_checkpoint(last, previous)[1] == {"epoch": 2}
+    assert not (tmp_path / "last.tmp").exists()

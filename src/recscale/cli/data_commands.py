@@ -59,6 +59,10 @@ def data_stats(
     data_dir: Annotated[
         Path | None, typer.Option(help="Directory holding the dataset's files")
     ] = None,
+    time_path: Annotated[
+        Path | None,
+        typer.Option(help="An aligned time file for your own file (s3rec: 'user t1 t2 ...')"),
+    ] = None,
     quality: Annotated[
         bool, typer.Option(help="Also compute ApEn, entropy and compression")
     ] = True,
@@ -71,8 +75,10 @@ def data_stats(
         if fmt is None:
             from recscale.data import format_names
 
-            raise RecscaleError(f"{name_or_path} is a file: say its --format ({format_names()})")
-        ds = read_path(name_or_path, fmt)
+            raise RecscaleError(
+                f"{name_or_path} is a file: say its --format ({', '.join(format_names())})"
+            )
+        ds = read_path(name_or_path, fmt, time_file=time_path)
     else:
         ds = load_dataset(name_or_path, data_dir=data_dir)
     stats = dataset_statistics(ds)

@@ -21,19 +21,32 @@ def train(
     resume: Annotated[
         bool, typer.Option(help="Continue from the run directory's last checkpoint")
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(help="Check the config and the files it names, print it resolved, stop"),
+    ] = False,
     as_json: AsJson = False,
 ) -> None:
     """Train one model; the run directory holds config, metrics, checkpoints and scaling facts."""
     from recscale.train import load_run_config
     from recscale.train import train as train_run
+    from recscale.train.config import check_run_inputs
 
     cfg = load_run_config(config, overrides or [])
+    check_run_inputs(cfg, str(config))
     run_dir = out or Path("runs") / (cfg.name or config.stem)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RecscaleError(f"--out {run_dir}: exists and is not a directory")
     if run_dir.exists() and any(run_dir.iterdir()) and not resume:
         raise RecscaleError(
             f"{run_dir} already holds a run; pass --resume to continue it or --out elsewhere"
         )
+    if dry_run:
+        print_json(cfg.model_dump(mode="json"))
+        return
     result = train_run(cfg, run_dir, resume=resume)
+    if "failure" in result.final:
+        raise RecscaleError(f"{run_dir}: {result.final['failure']} (recorded in final.json)")
     if as_json:
         print_json(result.final)
     else:

@@ -86,12 +86,16 @@ def _u_item(paths: list[Path]) -> Attributes:
 
 def _item2attributes(paths: list[Path]) -> Attributes:
     """S3-Rec ``{item_id: [attribute ids]}``."""
+    expected = "expected a JSON object item_id -> [attribute ids]"
     try:
-        data = json.loads(paths[0].read_text())
-    except json.JSONDecodeError as exc:
+        data = json.loads(paths[0].read_bytes().decode("utf-8"))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise RecscaleError(f"{paths[0]}: not valid JSON ({exc})") from None
     if not isinstance(data, dict):
-        raise RecscaleError(f"{paths[0]}: expected a JSON object item_id -> [attribute ids]")
+        raise RecscaleError(f"{paths[0]}: {expected}")
+    bad = next((k for k, v in data.items() if not isinstance(v, list)), None)
+    if bad is not None:
+        raise RecscaleError(f"{paths[0]}: item {bad!r} has {data[bad]!r}; {expected}")
     return {str(k): [str(a) for a in v] for k, v in data.items()}
 
 

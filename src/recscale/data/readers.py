@@ -23,6 +23,7 @@ from recscale.errors import RecscaleError
 __all__ = [
     "READERS",
     "ROLES",
+    "TIME_FILE_FORMATS",
     "Interactions",
     "Reader",
     "format_names",
@@ -36,6 +37,11 @@ __all__ = [
     "read_s3rec",
     "read_sasrec",
 ]
+
+
+# Formats whose reader lines up a separate time file with the interactions (S3-Rec's
+# ``*_time.txt``); the others carry timestamps in the file itself, or none.
+TIME_FILE_FORMATS = ("s3rec",)
 
 
 def format_names() -> list[str]:
@@ -54,4 +60,9 @@ def read_interactions(
     path = Path(path)
     if not path.is_file():
         raise RecscaleError(f"{path}: no such file")
+    if time_file is not None and format not in TIME_FILE_FORMATS:
+        raise RecscaleError(
+            f"{time_file}: format {format!r} reads no separate time file "
+            f"(formats that do: {', '.join(TIME_FILE_FORMATS)})"
+        )
     return reader(path, columns=columns, time_file=None if time_file is None else Path(time_file))

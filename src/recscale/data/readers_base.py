@@ -9,6 +9,7 @@ vectorised (polars over the whole file); only the error path looks at single lin
 from __future__ import annotations
 
 import gzip
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ def read_bytes(path: Path) -> bytes:
     if path.suffix == ".gz":
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise RecscaleError(f"{path}: not a valid gzip file ({exc})") from None
     return data
 
@@ -122,6 +123,15 @@ def to_int(path: Path, frame: pl.DataFrame, column: str, what: str, expected: st
     return out.drop(column).rename({column + "_int": column})
 
 
+def positive(path: Path, frame: pl.DataFrame, column: str, what: str, expected: str) -> None:
+    """Ids of the line formats are positive integers (1-based, 0 is no one); the first that
+    is not is reported with its line."""
+    bad = frame.filter(pl.col(column) < 1)
+    if bad.height:
+        row = bad.row(0, named=True)
+        raise fail(path, row["line"], f"{what} {row[column]} is not a positive integer", expected)
+
+
 def to_float(
     path: Path, frame: pl.DataFrame, column: str, what: str, expected: str
 ) -> pl.DataFrame:
@@ -147,6 +157,8 @@ def fixed_fields(
             frame = to_float(path, frame, role, role, expected)
         else:
             frame = to_int(path, frame, role, role, expected)
+            if role in ("user", "item"):
+                positive(path, frame, role, f"{role} id", expected)
     return frame
 
 

@@ -18,6 +18,7 @@ from recscale.data.readers_base import (
     Interactions,
     finish,
     fixed_fields,
+    positive,
     read_lines,
     split_fields,
     to_int,
@@ -38,6 +39,9 @@ def read_sasrec(path: Path, columns=None, time_file=None) -> Interactions:
     frame = to_int(
         path, to_int(path, frame, "user", "user id", expected), "item", "item id", expected
     )
+    positive(path, frame, "user", "user id", expected)
+    positive(path, frame, "item", "item id", expected)
+    # One line per interaction: a user on many lines is the format, not a mistake.
     return Interactions(finish(frame), str(path), ordered=True)
 
 
@@ -50,6 +54,16 @@ def _s3rec_rows(path: Path, what: str, expected: str) -> pl.DataFrame:
         pl.col("fields").list.slice(1).alias("values"),
     )
     frame = to_int(path, frame, "user", "user id", expected)
+    positive(path, frame, "user", "user id", expected)
+    repeated = frame.filter(pl.col("user").is_duplicated())
+    if repeated.height:
+        # One line per user: a second line would silently split or reorder the sequence.
+        user = repeated["user"][0]
+        lines = repeated.filter(pl.col("user") == user)["line"]
+        raise RecscaleError(
+            f"{path}:{lines[1]}: user {user} already has a line ({path}:{lines[0]}); "
+            f"expected {expected}, one line per user"
+        )
     frame = frame.with_columns(pl.int_ranges(0, pl.col("values").list.len()).alias("pos"))
     return frame.explode(["values", "pos"]).rename({"values": what})
 
@@ -62,6 +76,7 @@ def read_s3rec(path: Path, columns=None, time_file: Path | None = None) -> Inter
     """
     expected = "'user item1 item2 ...' (integers separated by whitespace)"
     frame = to_int(path, _s3rec_rows(path, "item", expected), "item", "item id", expected)
+    positive(path, frame, "item", "item id", expected)
     if time_file is not None:
         if not time_file.is_file():
             raise RecscaleError(f"{time_file}: no such time file")

@@ -24,6 +24,12 @@ from recscale.data.readers_base import (
 from recscale.errors import RecscaleError
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of a library's message (polars adds hints on further lines)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _map_columns(path: Path, frame: pl.DataFrame, columns: Mapping[str, str | int]) -> pl.DataFrame:
     unknown = set(columns) - set(ROLES)
     if unknown:
@@ -81,6 +87,11 @@ def _read_csv(path: Path, sep: str, has_header: bool, expected: str, schema=None
     if not data.strip():
         raise RecscaleError(f"{path}: file is empty")
     try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise RecscaleError(f"{path}:{line}: not valid utf-8 text; expected {expected}") from None
+    try:
         return pl.read_csv(
             io.BytesIO(data),
             separator=sep,
@@ -91,7 +102,7 @@ def _read_csv(path: Path, sep: str, has_header: bool, expected: str, schema=None
         )
     except (pl.exceptions.ComputeError, pl.exceptions.PolarsError) as exc:
         _locate_ragged(path, data, sep, expected)
-        raise RecscaleError(f"{path}: cannot parse as {expected}: {exc}") from None
+        raise RecscaleError(f"{path}: cannot parse as {expected}: {first_line(exc)}") from None
 
 
 def _locate_ragged(path: Path, data: bytes, sep: str, expected: str) -> None:
@@ -144,7 +155,7 @@ def read_parquet(
     try:
         frame = pl.read_parquet(path)
     except Exception as exc:  # polars/pyarrow raise many types for a broken file
-        raise RecscaleError(f"{path}: not a readable Parquet file ({exc})") from None
+        raise RecscaleError(f"{path}: not a readable Parquet file ({first_line(exc)})") from None
     columns = columns or {r: r for r in ROLES if r in frame.columns or r in ("user", "item")}
     frame = _map_columns(path, frame, columns)
     frame = _check_table(path, frame, 0, f"Parquet with columns {dict(columns)}")

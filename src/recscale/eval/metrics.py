@@ -74,6 +74,13 @@ def rank_metrics(
     return out
 
 
+def metric_names(ks: Iterable[int] = DEFAULT_KS) -> list[str]:
+    """The rank metrics :func:`rank_metrics` computes for cut-offs ``ks`` (higher is better);
+    evaluation adds ``loss`` (lower is better)."""
+    names = [f"{m}@{k}" for k in sorted(set(ks)) for m in ("hr", "ndcg")]
+    return [*names, "mrr"]
+
+
 @dataclass
 class MetricSums:
     """Sums and counts per metric: the means of a union of shards are exact.

@@ -167,7 +167,12 @@ def saved_result(run_dir: str | Path, task: str, protocol: str) -> dict[str, Any
     path = Path(run_dir) / "tasks" / f"{task}.json"
     if not path.is_file():
         return None
-    saved = json.loads(path.read_text())
+    try:
+        saved = json.loads(path.read_bytes().decode("utf-8"))
+    except ValueError:
+        return None  # a result torn by a kill is computed again
+    if not isinstance(saved, dict):
+        return None
     same = (
         saved.get("format") == RESULT_FORMAT
         and saved.get("task_version", 1) == TASKS.get(task).version

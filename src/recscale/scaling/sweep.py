@@ -182,8 +182,7 @@ def _run_with_retry(config: dict[str, Any], run_dir: str, jobs: int = 1) -> str 
     error = None
     for _attempt in range(2):
         try:
-            train(cfg, run_dir, resume=True)
-            return None
+            return train(cfg, run_dir, resume=True).final.get("failure")  # a NaN stop fails it
         except Exception as exc:  # a failed run must not stop the sweep
             error = f"{type(exc).__name__}: {exc}"
             Path(run_dir).mkdir(parents=True, exist_ok=True)

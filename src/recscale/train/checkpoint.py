@@ -1,73 +1,205 @@
 """Checkpoints without pickle: weights and tensor state in safetensors, the rest in JSON.
 
 A checkpoint is a directory ``{model.safetensors, state.safetensors, state.json}``.
-It is written to a temporary sibling and swapped in with renames, so a crash
-mid-write leaves the previous checkpoint intact (``load`` falls back to it).
+``state.json`` is written last and records the sha256 of the two tensor files, so a
+checkpoint is whole exactly when its JSON parses and the hashes match; loading checks
+both. It is written to a temporary sibling and swapped in with renames, so a crash
+mid-write leaves the one before intact. With ``previous``, the checkpoint it replaces
+is kept there, and a newest one that fails its checks falls back to it with a warning.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
 
 from recscale.errors import RecscaleError
 
 MODEL_FILE = "model.safetensors"
 STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
+# Key of state.json that holds {file name: sha256} of the tensor files.
+CHECKSUMS = "sha256"
+
+Tensors = dict[str, torch.Tensor]
+
+
+class CheckpointWarning(UserWarning):
+    """A damaged checkpoint was passed over for an older good one."""
+
+
+class CorruptCheckpoint(RecscaleError):
+    """A checkpoint directory whose files are missing, truncated or altered."""
 
 
 def save_checkpoint(
-    directory: Path, model: torch.nn.Module, state: dict[str, Any], tensors: dict[str, torch.Tensor]
+    directory: Path,
+    model: torch.nn.Module,
+    state: dict[str, Any],
+    tensors: Tensors,
+    previous: Path | None = None,
 ) -> None:
-    """Atomically write ``directory``: model weights, JSON ``state`` and extra ``tensors``."""
+    """Atomically write ``directory``: model weights, JSON ``state`` and extra ``tensors``;
+    the checkpoint it replaces moves to ``previous`` when given, else is deleted."""
     directory = Path(directory)
     tmp = directory.with_name(directory.name + ".tmp")
-    old = directory.with_name(directory.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    save_file(weights, str(tmp / MODEL_FILE))
-    save_file({k: v.contiguous().cpu() for k, v in tensors.items()}, str(tmp / STATE_TENSORS))
-    (tmp / STATE_JSON).write_text(json.dumps(state, indent=1))
-    _fsync_dir(tmp)
+    files = {
+        MODEL_FILE: save(weights),
+        STATE_TENSORS: save({k: v.contiguous().cpu() for k, v in tensors.items()}),
+    }
+    try:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        for name, data in files.items():
+            _write_durably(tmp / name, data)
+        sums = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+        # Last: the JSON vouches for files that are already on disk.
+        _write_durably(tmp / STATE_JSON, json.dumps({**state, CHECKSUMS: sums}, indent=1).encode())
+        _swap_in(tmp, directory, previous)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise RecscaleError(
+            f"cannot write checkpoint {directory} ({exc.strerror or exc}); "
+            "the checkpoint before it is intact"
+        ) from None
+
+
+def _write_durably(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _swap_in(tmp: Path, directory: Path, previous: Path | None) -> None:
+    """Rename ``tmp`` to ``directory``; at every instant one whole checkpoint is findable."""
+    old = directory.with_name(directory.name + ".old")
     if directory.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(directory, old)
+        if previous is not None:
+            shutil.rmtree(previous, ignore_errors=True)
+            os.replace(directory, previous)
+        else:
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(directory, old)
     os.replace(tmp, directory)
     shutil.rmtree(old, ignore_errors=True)
+    fd = os.open(directory.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
-def find_checkpoint(directory: Path) -> Path | None:
-    """The checkpoint at ``directory``, or the previous one if a swap was interrupted."""
+def _candidates(directory: Path, previous: Path | None) -> list[Path]:
+    """Where a checkpoint may be, newest first: itself, the copy an interrupted swap left
+    (``.old``), the previous one."""
     directory = Path(directory)
-    for candidate in (directory, directory.with_name(directory.name + ".old")):
-        if (candidate / STATE_JSON).is_file() and (candidate / MODEL_FILE).is_file():
-            return candidate
-    return None
+    found = [directory, directory.with_name(directory.name + ".old")]
+    if previous is not None:
+        found.append(Path(previous))
+    return [c for c in found if (c / STATE_JSON).is_file() or (c / MODEL_FILE).is_file()]
+
+
+def find_checkpoint(directory: Path, previous: Path | None = None) -> Path | None:
+    """The newest checkpoint at ``directory`` (or its fallbacks), unverified; None if none."""
+    found = _candidates(directory, previous)
+    return found[0] if found else None
 
 
 def load_checkpoint(
-    directory: Path,
-) -> tuple[dict[str, torch.Tensor], dict[str, Any], dict[str, torch.Tensor]]:
-    """Return ``(weights, state, tensors)`` from a checkpoint directory."""
-    found = find_checkpoint(directory)
-    if found is None:
-        raise RecscaleError(
-            f"no checkpoint in {directory} (expected {MODEL_FILE} and {STATE_JSON})"
-        )
+    directory: Path, previous: Path | None = None
+) -> tuple[Tensors, dict[str, Any], Tensors]:
+    """Return ``(weights, state, tensors)`` from a checkpoint directory (see
+    :func:`load_verified`)."""
+    _, weights, state, tensors = load_verified(directory, previous)
+    return weights, state, tensors
+
+
+def load_verified(
+    directory: Path, previous: Path | None = None
+) -> tuple[Path, Tensors, dict[str, Any], Tensors]:
+    """The newest checkpoint that passes its checks, and where it was: ``directory``, or,
+    with a warning, the copy an interrupted swap left or ``previous``."""
+    problems: list[str] = []
+    candidates = _candidates(directory, previous)
+    for candidate in candidates:
+        try:
+            loaded = _load_one(candidate)
+        except CorruptCheckpoint as err:
+            problems.append(str(err))
+            continue
+        if problems:
+            warnings.warn(
+                f"{problems[0]}; using the older checkpoint {candidate} instead",
+                CheckpointWarning,
+                stacklevel=2,
+            )
+        return (candidate, *loaded)
+    if problems:
+        fallback = f" or its previous copy {previous}" if Path(previous or "") in candidates else ""
+        raise CorruptCheckpoint(f"{problems[0]}; no intact checkpoint in {directory}{fallback}")
+    raise RecscaleError(f"no checkpoint in {directory} (expected {MODEL_FILE} and {STATE_JSON})")
+
+
+def set_aside(directory: Path) -> None:
+    """Move a damaged checkpoint out of the way (to ``<name>.corrupt``, for inspection), so
+    the next save does not keep it as the previous one."""
+    directory = Path(directory)
+    if directory.exists():
+        aside = directory.with_name(directory.name + ".corrupt")
+        shutil.rmtree(aside, ignore_errors=True)
+        os.replace(directory, aside)
+
+
+def _load_one(directory: Path) -> tuple[Tensors, dict[str, Any], Tensors]:
+    meta = directory / STATE_JSON
     try:
-        state = json.loads((found / STATE_JSON).read_text())
-    except json.JSONDecodeError as exc:
-        raise RecscaleError(f"{found / STATE_JSON}: corrupt checkpoint state ({exc})") from None
-    tensors = load_file(str(found / STATE_TENSORS)) if (found / STATE_TENSORS).exists() else {}
-    return load_file(str(found / MODEL_FILE)), state, tensors
+        state = json.loads(meta.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise CorruptCheckpoint(f"{meta}: missing (the checkpoint was not finished)") from None
+    except (ValueError, OSError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+        raise CorruptCheckpoint(f"{meta}: corrupt checkpoint state ({exc})") from None
+    if not isinstance(state, dict):
+        raise CorruptCheckpoint(f"{meta}: corrupt checkpoint state (not a JSON object)")
+    sums = state.pop(CHECKSUMS, None)  # absent in checkpoints written before checksums
+    for name, expected in (sums or {}).items():
+        path = directory / name
+        if not path.is_file():
+            raise CorruptCheckpoint(f"{path}: missing from the checkpoint")
+        if _sha256(path) != expected:
+            raise CorruptCheckpoint(f"{path}: checksum mismatch (truncated or altered)")
+    weights = _read_tensors(directory / MODEL_FILE)
+    extra = directory / STATE_TENSORS
+    tensors = _read_tensors(extra) if extra.exists() else {}
+    return weights, state, tensors
+
+
+def _read_tensors(path: Path) -> Tensors:
+    if not path.is_file():
+        raise CorruptCheckpoint(f"{path}: missing from the checkpoint")
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CorruptCheckpoint(f"{path}: not a readable safetensors file ({reason})") from None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def optimizer_to_flat(
@@ -124,9 +256,3 @@ def restore_rng(tensors: dict[str, torch.Tensor], generators: dict[str, torch.Ge
         key = f"rng.gen.{name}"
         if key in tensors:
             gen.set_state(tensors[key])
-
-
-def _fsync_dir(path: Path) -> None:
-    for file in path.iterdir():
-        with open(file, "rb") as fh:
-            os.fsync(fh.fileno())

@@ -1,16 +1,35 @@
-"""The run config: everything one training run needs, saved resolved in its directory."""
+"""The run config: everything one training run needs, saved resolved in its directory.
+
+Every value is checked when the config is loaded, against what the code accepts (the
+registries of datasets, formats, splits, losses and protocols, the metrics the protocol
+computes), so a mistake is one error naming the key before any data is read or any step
+is trained. Files and directories the config names, ``train.init_from`` and the device
+are checked by :func:`check_run_inputs` before a run starts (a sweep's earlier runs
+create the directories its later ones start from).
+"""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from recscale.config import StrictModel, apply_overrides, load_yaml, merge, validate
+from recscale.data.catalogue import DATASETS
+from recscale.data.preprocess import Recipe
+from recscale.data.readers import ROLES, TIME_FILE_FORMATS, format_names
+from recscale.errors import RecscaleError
+from recscale.eval.metrics import metric_names
+from recscale.eval.protocols import parse_protocol
 from recscale.models import ModelConfig
+from recscale.train.data import SPLITS
 from recscale.train.losses import LossConfig
 from recscale.train.optim import OptimConfig
+
+DEVICES = "auto, cpu, cuda, cuda:N, mps"
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
 class DataConfig(StrictModel):
@@ -24,11 +43,16 @@ class DataConfig(StrictModel):
     # A user's own file instead of a registered dataset.
     path: str | None = None
     format: str | None = None
-    columns: dict[str, str] | None = None
+    # With data.path in a format that reads one (s3rec): a time file aligned with it,
+    # ``user t1 t2 ...`` per line, as the Amazon datasets' S3-Rec time files.
+    time_path: str | None = None
+    # Role -> column name (or 0-based position) for table formats.
+    columns: dict[str, str | int] | None = None
     data_dir: str | None = None
     recipe: dict[str, Any] = Field(default_factory=dict)
-    split: Literal["leave_one_out", "test_only", "temporal"] = "leave_one_out"
-    temporal_quantile: float = 0.9
+    # A split registered in train.data.SPLITS (``recscale choices splits``).
+    split: str = "leave_one_out"
+    temporal_quantile: float = Field(0.9, gt=0.0, lt=1.0)
     fraction: float = Field(1.0, gt=0.0, le=1.0)
     fraction_by: Literal["users", "interactions"] = "users"
     # Item side information fused into item vectors: "attributes" (genres, S3-Rec attribute
@@ -41,12 +65,96 @@ class DataConfig(StrictModel):
     # domains share item ids and can initialise from each other (train.init_from).
     domains: list[str] = Field(default_factory=list)
 
+    @field_validator("name")
+    @classmethod
+    def _registered_datasets(cls, value: str | None) -> str | None:
+        if value is not None:
+            unknown = [n.strip() for n in value.split("+") if n.strip() not in DATASETS]
+            if unknown:
+                raise ValueError(
+                    f"unknown dataset {', '.join(map(repr, unknown))}; allowed: "
+                    f"{', '.join(DATASETS.names())} (several joined by '+'), or data.path"
+                )
+        return value
+
+    @field_validator("format")
+    @classmethod
+    def _registered_format(cls, value: str | None) -> str | None:
+        if value is not None and value not in format_names():
+            raise ValueError(f"unknown data format; allowed: {', '.join(format_names())}")
+        return value
+
+    @field_validator("split")
+    @classmethod
+    def _registered_split(cls, value: str) -> str:
+        if value not in SPLITS:
+            raise ValueError(f"unknown split; allowed: {', '.join(SPLITS.names())}")
+        return value
+
+    @field_validator("columns")
+    @classmethod
+    def _roles(cls, value: dict[str, str | int] | None) -> dict[str, str | int] | None:
+        if value is not None:
+            unknown = sorted(set(value) - set(ROLES))
+            if unknown:
+                raise ValueError(f"unknown role(s) {unknown}; allowed: {', '.join(ROLES)}")
+            if not {"user", "item"} <= set(value):
+                raise ValueError("a column mapping needs both 'user' and 'item'")
+        return value
+
+    @field_validator("recipe")
+    @classmethod
+    def _recipe(cls, value: dict[str, Any]) -> dict[str, Any]:
+        try:
+            Recipe.build(None, value)
+        except RecscaleError as err:
+            raise ValueError(str(err)) from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataConfig:
+        if self.path is not None and self.format is None:
+            allowed = ", ".join(format_names())
+            raise ValueError(f"data.path is set, so data.format is required; allowed: {allowed}")
+        if self.time_path is not None:
+            if self.path is None:
+                raise ValueError("data.time_path needs data.path (the file it lines up with)")
+            if self.format not in TIME_FILE_FORMATS:
+                raise ValueError(
+                    f"data.time_path: format {self.format!r} reads no separate time file; "
+                    f"allowed: {', '.join(TIME_FILE_FORMATS)}"
+                )
+        if self.path is None and self.name is None:
+            raise ValueError("set data.name (a registered dataset) or data.path with data.format")
+        if self.domains and (self.path is not None or "+" not in (self.name or "")):
+            raise ValueError("data.domains needs merged datasets (data.name: a+b)")
+        return self
+
+
+def check_paths(data: DataConfig, source: str = "config") -> None:
+    """The files and directories ``data`` names exist (a user error naming the key if not)."""
+    for key, path, kind in (
+        ("data.path", data.path, "file"),
+        ("data.time_path", data.time_path, "file"),
+        ("data.data_dir", data.data_dir, "directory"),
+    ):
+        if path is None:
+            continue
+        found = Path(path).is_file() if kind == "file" else Path(path).is_dir()
+        if not found:
+            raise RecscaleError(f"{source}: {key}: {path}: no such {kind}")
+
 
 class EvalConfig(StrictModel):
+    # An evaluation protocol (``recscale choices protocols``): full, sampled-100, ...
     protocol: str = "full"
-    ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20, 50, 100, 200])
-    batch_size: int = 256
-    # Metric that selects the checkpoint and drives early stopping (higher is better).
+    # Cut-offs of hr@k and ndcg@k.
+    ks: list[Annotated[int, Field(ge=1)]] = Field(
+        default_factory=lambda: [1, 5, 10, 20, 50, 100, 200], min_length=1
+    )
+    batch_size: int = Field(256, ge=1)
+    # Metric that selects the checkpoint and drives early stopping (higher is better):
+    # hr@k or ndcg@k for a k in ks, or mrr.
     select_metric: str = "ndcg@10"
     # "valid": best validation checkpoint, then test (the proper protocol).
     # "test": the HSTU public code's reading, best epoch on test (legacy, labelled as such).
@@ -54,6 +162,29 @@ class EvalConfig(StrictModel):
     # Also evaluate test at every evaluation, to report the legacy best-on-test reading beside
     # the proper one (costs one more evaluation per epoch).
     track_test: bool = False
+
+    @field_validator("protocol")
+    @classmethod
+    def _known_protocol(cls, value: str) -> str:
+        try:
+            parse_protocol(value)
+        except RecscaleError as err:
+            raise ValueError(str(err)) from None
+        return value
+
+    @field_validator("select_metric")
+    @classmethod
+    def _computed_metric(cls, value: str, info: ValidationInfo) -> str:
+        ks = info.data.get("ks")
+        if ks is None:  # ks itself is invalid and reported
+            return value
+        allowed = metric_names(ks)
+        if value not in allowed:
+            raise ValueError(
+                f"{value!r} is not computed with eval.ks={sorted(set(ks))}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        return value
 
 
 class TrainConfig(StrictModel):
@@ -65,8 +196,9 @@ class TrainConfig(StrictModel):
         10, ge=1, description="evaluations without improvement before stopping"
     )
     precision: Literal["fp32", "bf16"] = "fp32"
+    # auto, cpu, cuda, cuda:N or mps.
     device: str = "auto"
-    num_threads: int | None = None
+    num_threads: int | None = Field(None, ge=1)
     tensorboard: bool = False
     progress: bool = True
     # Training-time noise: each input item replaced by a random item with this probability
@@ -75,11 +207,23 @@ class TrainConfig(StrictModel):
     # Start from another run's weights (its best checkpoint; or a checkpoint directory),
     # e.g. a model pretrained on another domain: transfer by fine-tuning. Shapes must match.
     init_from: str | None = None
+    # A mid-epoch checkpoint (as checkpoints/last; the one before kept as previous) every
+    # this many optimizer steps and/or minutes, so a killed run loses at most that much.
+    checkpoint_every_steps: int | None = Field(None, ge=1)
+    checkpoint_every_minutes: float | None = Field(10.0, gt=0.0)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, value: str) -> str:
+        if not _DEVICE.fullmatch(value):
+            raise ValueError(f"unknown device; allowed: {DEVICES}")
+        return value
 
 
 class RunConfig(StrictModel):
     name: str | None = None
-    seed: int = 42
+    # Seeds every generator (torch, numpy, the batch order per epoch).
+    seed: int = Field(42, ge=0, le=2**32 - 1)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
@@ -98,12 +242,50 @@ def load_run_config(
     path: str | Path | None = None,
     overrides: list[str] | None = None,
     base: dict[str, Any] | None = None,
+    *,
+    paths: bool = False,
 ) -> RunConfig:
-    """Defaults < ``base`` < YAML file < ``overrides`` (``key.sub=value``)."""
+    """Defaults < ``base`` < YAML file < ``overrides`` (``key.sub=value``); with ``paths``,
+    the data files and directories it names must exist too (:func:`check_paths`).
+
+    ``paths`` is off by default because some readers of a config need no data (a report
+    reading a finished run's protocol) and a sweep reports a point whose file is missing
+    as that run's failure; ``recscale train`` and :func:`train` check them (with
+    :func:`check_run_inputs`) before any data is read."""
     data: dict[str, Any] = dict(base or {})
     source = "config"
     if path is not None:
         data = merge(data, load_yaml(path))
         source = str(path)
     data = apply_overrides(data, overrides or [])
-    return validate(RunConfig, data, source=source)
+    if path is None and isinstance(data.get("name"), str):
+        source = f"run {data['name']!r}"  # e.g. one run of a sweep
+    cfg = validate(RunConfig, data, source=source)
+    if paths:
+        check_paths(cfg.data, source)
+    return cfg
+
+
+def check_run_inputs(cfg: RunConfig, source: str = "config") -> None:
+    """What a run needs from this machine, checked before it starts: the data paths,
+    ``train.init_from`` (a run directory or a checkpoint directory) and the device."""
+    check_paths(cfg.data, source)
+    if cfg.train.init_from is not None and not Path(cfg.train.init_from).is_dir():
+        raise RecscaleError(
+            f"{source}: train.init_from: {cfg.train.init_from}: no such run or checkpoint directory"
+        )
+    check_device(cfg.train.device, source)
+
+
+def check_device(device: str, source: str = "config") -> None:
+    import torch
+
+    where = f"{source}: train.device: {device!r} asked for, but this machine has"
+    if device.startswith("cuda"):
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if int(device.partition(":")[2] or 0) >= count:
+            raise RecscaleError(f"{where} {f'{count} CUDA device(s)' if count else 'no CUDA'}")
+    elif device == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise RecscaleError(f"{where} no Apple MPS")

@@ -33,7 +33,13 @@ def load_source(cfg) -> SequenceDataset:
             from recscale.data import format_names
 
             raise RecscaleError(f"data.path is set, so data.format is required ({format_names()})")
-        return read_path(cfg.path, cfg.format, columns=cfg.columns)
+        return read_path(
+            cfg.path,
+            cfg.format,
+            columns=cfg.columns,
+            time_file=cfg.time_path,
+            recipe_overrides=cfg.recipe or None,
+        )
     if cfg.name is None:
         raise RecscaleError("set data.name (a registered dataset) or data.path with data.format")
     names = [n.strip() for n in cfg.name.split("+")]

@@ -32,3 +32,19 @@ def log_tensorboard(writer, record: dict[str, Any]) -> None:
     for part in ("valid", "test"):
         for key, value in record.get(part, {}).items():
             writer.add_scalar(f"{part}/{key}", value, step)
+
+
+def trim_metrics(path: Path, epochs: int) -> None:
+    """Keep the records of the first ``epochs`` epochs (a resume redoes the later ones) and
+    drop a line a kill tore in half."""
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("epoch", 0) <= epochs:
+            kept.append(line)
+    path.write_text("".join(f"{line}\n" for line in kept))

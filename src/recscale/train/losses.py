@@ -14,11 +14,11 @@ reproducible across devices) and moved to the model's.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from recscale.config import StrictModel
 from recscale.registry import Registry
@@ -27,7 +27,8 @@ from recscale.registry import Registry
 class LossConfig(StrictModel):
     """Which loss and its knobs; defaults follow the HSTU public configs (Zhai et al. 2024)."""
 
-    name: Literal["full_softmax", "sampled_softmax", "in_batch", "bce"] = "sampled_softmax"
+    # A loss registered in LOSSES (``recscale choices losses``).
+    name: str = "sampled_softmax"
     num_negatives: int = Field(128, ge=1, description="sampled_softmax: negatives per step")
     shared_negatives: bool = Field(
         True,
@@ -41,6 +42,14 @@ class LossConfig(StrictModel):
     behaviour_weight: float = Field(
         1.0, ge=0.0, description="weight of the next-behaviour loss (model.predict_behaviour)"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, value: str) -> str:
+        # LOSSES fills as this module is imported, before any config is validated.
+        if value not in LOSSES:
+            raise ValueError(f"unknown loss; allowed: {', '.join(LOSSES.names())}")
+        return value
 
 
 LOSSES: Registry[type[Loss]] = Registry("loss")

@@ -9,37 +9,42 @@ optimizer in place; the trainer asks it after each evaluation.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from recscale.config import StrictModel
+
+# Adam's betas are decay rates: each in [0, 1).
+Beta = Annotated[float, Field(ge=0.0, lt=1.0)]
 
 
 class SwitchConfig(StrictModel):
     """Adam -> SGD switch (Zhang et al.); one of ``at_epoch`` / ``patience`` triggers it."""
 
-    at_epoch: int | None = None
-    patience: int | None = 3
-    sgd_lr: float = 1e-2
-    sgd_momentum: float = 0.9
+    at_epoch: int | None = Field(None, ge=1)
+    patience: int | None = Field(3, ge=1)
+    sgd_lr: float = Field(1e-2, gt=0.0)
+    sgd_momentum: float = Field(0.9, ge=0.0, lt=1.0)
 
 
 class OptimConfig(StrictModel):
     name: Literal["adamw", "adam", "sgd"] = "adamw"
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.98)
-    eps: float = 1e-8
-    weight_decay: float = 0.0
+    lr: float = Field(1e-3, gt=0.0)
+    betas: tuple[Beta, Beta] = (0.9, 0.98)
+    eps: float = Field(1e-8, gt=0.0)
+    weight_decay: float = Field(0.0, ge=0.0)
     # Norm gains and biases are not decayed (the usual transformer recipe).
     decay_norms_and_biases: bool = False
-    momentum: float = 0.9
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
     schedule: Literal["constant", "cosine"] = "constant"
-    warmup_steps: int = 0
-    min_lr_ratio: float = 0.0
-    grad_clip: float | None = None
-    grad_accum: int = 1
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(0.0, ge=0.0, le=1.0)
+    grad_clip: float | None = Field(None, gt=0.0)
+    # Micro-batches per optimizer step.
+    grad_accum: int = Field(1, ge=1)
     switch_to_sgd: SwitchConfig | None = None
 
 

@@ -93,6 +93,8 @@ class RunRecord:
     test: dict[str, float]
     stop_reason: str
     valid: dict[str, float] | None = None
+    # Why the run stopped on a fault (a non-finite loss or weights), None when it did not.
+    failure: str | None = None
     test_legacy_best_epoch: dict[str, float] | None = None
     facts: ScalingFacts
 
@@ -112,7 +114,12 @@ class RunRecord:
         return cls(**values)
 
 
-_OPTIONAL = {"peak_memory_mib", "valid", "test_legacy_best_epoch"}  # written only when known
+_OPTIONAL = {
+    "peak_memory_mib",
+    "valid",
+    "failure",
+    "test_legacy_best_epoch",
+}  # written only when known
 
 
 def _to_dict(record: Any) -> dict[str, Any]:
@@ -144,23 +151,39 @@ def read_run_record(path: str | Path) -> RunRecord:
     if path.is_dir():
         path = path / FINAL_JSON
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise RecscaleError(f"{path} does not exist (has the run finished?)") from None
     except json.JSONDecodeError as exc:
-        raise RecscaleError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+        raise RecscaleError(
+            f"{path}:{exc.lineno}: damaged run record ({exc.msg}); delete it to redo the "
+            "run's last step"
+        ) from None
+    except UnicodeDecodeError:
+        raise RecscaleError(f"{path}: damaged run record (not UTF-8 text)") from None
+    if not isinstance(data, dict):
+        raise RecscaleError(f"{path}: damaged run record (not a JSON object)")
     try:
         return RunRecord.from_dict(data)
     except RecscaleError as err:
         raise RecscaleError(f"{path}: {err}") from None
 
 
+def find_run_record(run_dir: str | Path) -> RunRecord | None:
+    """The record of ``run_dir``, None when the run has not finished."""
+    path = Path(run_dir) / FINAL_JSON
+    return read_run_record(path) if path.is_file() else None
+
+
 def write_run_record(record: RunRecord, path: str | Path) -> Path:
-    """Write ``record`` as the trainer always has (``indent=1``); a directory gets final.json."""
+    """Write ``record`` whole or not at all (a run with a record counts as done), as the
+    trainer always has (``indent=1``); a directory gets final.json."""
     path = Path(path)
     if path.is_dir():
         path = path / FINAL_JSON
-    path.write_text(json.dumps(record.to_dict(), indent=1))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(record.to_dict(), indent=1))
+    tmp.replace(path)
     return path
 
 
@@ -193,7 +216,7 @@ def results_row(
             "best_epoch": record.best_epoch,
             "epochs": facts.epochs,
             "wall_time_s": facts.wall_time_s,
-            "status": "finished",
+            "status": "finished" if record.failure is None else "failed",
         }
     )
     row.update({k: float(v) for k, v in record.test.items()})

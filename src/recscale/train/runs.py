@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from recscale.data.dataset import SequenceDataset
@@ -22,6 +23,7 @@ from recscale.train import checkpoint as ckpt
 from recscale.train.config import RunConfig, load_run_config
 from recscale.train.data import build_run_model, prepare_data
 from recscale.train.distributed import pick_device
+from recscale.train.state import load_fitting
 
 
 @dataclass
@@ -33,20 +35,33 @@ class LoadedRun:
     device: torch.device
 
 
+CHECKPOINTS = ("best", "last")
+
+
 def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
     """Rebuild a run's model (``best`` or ``last`` checkpoint) and its data split."""
     run_dir = Path(run_dir)
+    if checkpoint not in CHECKPOINTS:
+        raise RecscaleError(f"checkpoint {checkpoint!r}: allowed: {', '.join(CHECKPOINTS)}")
     if not (run_dir / "config.yaml").is_file():
         raise RecscaleError(f"{run_dir} is not a run directory (no config.yaml)")
     cfg = load_run_config(run_dir / "config.yaml")
-    dataset, split = prepare_data(cfg.data, cfg.seed)
-    target = run_dir / "checkpoints" / checkpoint
+    checkpoints = run_dir / "checkpoints"
+    target = checkpoints / checkpoint
     if ckpt.find_checkpoint(target) is None:
-        target = run_dir / "checkpoints" / "last"
-    weights, _, _ = ckpt.load_checkpoint(target)
+        target = checkpoints / "last"  # a run stopped before its first evaluation has no best
+    if ckpt.find_checkpoint(target, checkpoints / "previous") is None:
+        raise RecscaleError(f"{run_dir}: no checkpoint in {checkpoints} (was the run started?)")
+    dataset, split = prepare_data(cfg.data, cfg.seed)
+    previous = checkpoints / "previous" if target.name == "last" else None
+    try:
+        weights, _, _ = ckpt.load_checkpoint(target, previous)
+    except ckpt.CorruptCheckpoint as err:
+        hint = "; try --checkpoint last" if target.name == "best" else ""
+        raise ckpt.CorruptCheckpoint(f"{err}{hint}") from None
     dev = pick_device(device)
     cfg, model = build_run_model(cfg, dataset)
-    model.load_state_dict(weights)
+    load_fitting(model, weights, f"{target}", "the run's own config.yaml")
     model.to(dev).eval()
     return LoadedRun(cfg, model, dataset, split, dev)
 
@@ -55,6 +70,10 @@ def evaluate_run(
     run_dir: str | Path, protocol: str | None = None, split: str = "test", checkpoint: str = "best"
 ) -> dict[str, Any]:
     """Metrics of a finished run under ``protocol`` (default: the one it was trained with)."""
+    if split not in ("test", "valid"):
+        raise RecscaleError(f"split {split!r}: allowed: test, valid")
+    if protocol is not None:
+        parse_protocol(protocol)  # a bad name fails before the run is loaded
     run = load_run(run_dir, checkpoint)
     proto = parse_protocol(protocol or run.cfg.eval.protocol)
     eval_set = run.split.valid if split == "valid" else run.split.test
@@ -88,6 +107,8 @@ def run_task(
 ) -> dict[str, Any]:
     """Evaluate a finished run on a challenge task; saved to ``RUN/tasks/<task>.json``."""
     opts = parse_options(task, options)  # a bad option fails before the run is loaded
+    if protocol is not None:
+        parse_protocol(protocol)
     run = load_run(run_dir, checkpoint)
     ctx = TaskContext(
         model=run.model,
@@ -113,11 +134,20 @@ def recommend(
     run_dir: str | Path, raw_user: str, k: int = 10, exclude_history: bool = True
 ) -> list[dict[str, Any]]:
     """Top-``k`` raw item ids for one user, from everything the user has interacted with."""
+    if k < 1:
+        raise RecscaleError(f"-k {k}: ask for at least 1 item")
     run = load_run(run_dir)
     ds = run.dataset
     matches = (ds.user_ids == str(raw_user)).nonzero()[0]
     if len(matches) == 0:
         raise RecscaleError(f"user {raw_user!r} is not in dataset {ds.name!r}")
+    candidates = ds.num_items - (
+        len(np.unique(ds.sequence(int(matches[0])))) if exclude_history else 0
+    )
+    if k > candidates:
+        raise RecscaleError(
+            f"-k {k}: user {raw_user!r} has only {candidates} items left to recommend"
+        )
     user = int(matches[0])
     history = ds.sequence(user)[-run.cfg.model.max_len :]
     times = ds.user_timestamps(user)

@@ -28,7 +28,14 @@ class TrainState:
     wall_time_s: float = 0.0
     finished: bool = False
     stop_reason: str | None = None
+    # Set when the run stopped on a fault (a non-finite loss or weights), not by a rule.
+    failure: str | None = None
     switch: dict[str, Any] = field(default_factory=dict)
+    # Within epoch ``epoch`` (0-based; epochs completed so far): the micro-batches done and
+    # their loss sum and target count, so a mid-epoch checkpoint resumes exactly there.
+    micro: int = 0
+    epoch_loss: float = 0.0
+    epoch_count: int = 0
 
     @property
     def selection(self) -> Selection:
@@ -45,16 +52,19 @@ def save_state(
     optimizer: torch.optim.Optimizer,
     state: TrainState,
     sampler: torch.Generator,
+    previous: Path | None = None,
 ) -> None:
+    """Checkpoint everything a resume restores; the checkpoint replaced moves to ``previous``."""
     meta, tensors = ckpt.optimizer_to_flat(optimizer)
     tensors.update(ckpt.rng_state({"sampler": sampler}))
     ckpt.save_checkpoint(
-        directory, model, {"train_state": asdict(state), "optimizer": meta}, tensors
+        directory, model, {"train_state": asdict(state), "optimizer": meta}, tensors, previous
     )
 
 
 def restore_state(
     directory: Path,
+    previous: Path,
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
     switch: OptimizerSwitch,
@@ -62,15 +72,28 @@ def restore_state(
     optim_cfg: OptimConfig,
     device: torch.device,
 ) -> tuple[TrainState, torch.optim.Optimizer]:
-    """Load weights, optimizer, sampler RNG and progress; returns the optimizer in use
-    (an SGD one when the run had switched)."""
-    weights, meta, tensors = ckpt.load_checkpoint(directory)
-    model.load_state_dict(weights)
+    """Load weights, optimizer, RNG states and progress from ``directory`` (``previous``
+    when it is damaged); returns the optimizer in use (an SGD one when the run had switched)."""
+    try:
+        used, weights, meta, tensors = ckpt.load_verified(directory, previous)
+    except ckpt.CorruptCheckpoint as err:
+        raise ckpt.CorruptCheckpoint(
+            f"{err}; start the run again without --resume (in a new --out directory)"
+        ) from None
+    if used != directory:
+        ckpt.set_aside(directory)  # else the next save would keep it as the previous one
+    load_fitting(model, weights, f"--resume from {used}", "the config the run was started with")
     state = TrainState(**meta["train_state"])
     if state.switch:
         switch.load_state_dict(state.switch)
     if switch.switched:
         optimizer = switch.switch(model, optim_cfg)
+    saved = meta["optimizer"].get("type")
+    if saved != type(optimizer).__name__:
+        raise RecscaleError(
+            f"--resume from {used}: the run was trained with {saved}, the config now asks for "
+            f"{type(optimizer).__name__}; resume with the config the run was started with"
+        )
     ckpt.optimizer_from_flat(
         optimizer,
         meta["optimizer"],
@@ -85,6 +108,15 @@ def init_weights(model: torch.nn.Module, source: str | Path) -> None:
     source = Path(source)
     target = source / "checkpoints" / "best" if (source / "checkpoints").is_dir() else source
     weights, _, _ = ckpt.load_checkpoint(target)
+    load_fitting(
+        model, weights, f"train.init_from {source}", "the same model config and item space"
+    )
+
+
+def load_fitting(
+    model: torch.nn.Module, weights: dict[str, torch.Tensor], what: str, remedy: str
+) -> None:
+    """``model.load_state_dict(weights)``, or a user error listing what does not fit."""
     own = model.state_dict()
     mismatched = [
         f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
@@ -95,8 +127,19 @@ def init_weights(model: torch.nn.Module, source: str | Path) -> None:
     unexpected = sorted(set(weights) - set(own))
     if mismatched or missing or unexpected:
         raise RecscaleError(
-            f"train.init_from {source}: the weights do not fit this model "
-            f"(shape mismatch: {mismatched or 'none'}; missing: {missing or 'none'}; "
-            f"unexpected: {unexpected or 'none'}); use the same model config and item space"
+            f"{what}: the weights do not fit this model (shape mismatch: {_few(mismatched)}; "
+            f"missing: {_few(missing)}; unexpected: {_few(unexpected)}); use {remedy}"
         )
     model.load_state_dict({k: v.to(own[k].device) for k, v in weights.items()})
+
+
+def _few(names: list[str], shown: int = 3) -> str:
+    if not names:
+        return "none"
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def weights_finite(model: torch.nn.Module) -> bool:
+    """No parameter holds a NaN or an infinity."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())

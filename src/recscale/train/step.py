@@ -6,11 +6,14 @@ gradient accumulation and ``torchrun`` give the same update as one big batch.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 
+from recscale.data.dataset import SequenceDataset
 from recscale.train.distributed import Dist, all_reduce_sum, sum_gradients
+from recscale.train.facts import train_positions
 from recscale.train.optim import set_lr
 
 
@@ -54,3 +57,19 @@ class OptimizerStep:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         return global_count
+
+
+def optimizer_steps(
+    train_set: SequenceDataset,
+    max_len: int,
+    epochs: int,
+    steps_per_epoch: int,
+    max_tokens: int | None,
+    grad_accum: int,
+) -> int:
+    """Optimizer steps the run will take (the horizon of the learning-rate schedule)."""
+    steps = epochs * steps_per_epoch
+    if max_tokens is not None:
+        per_epoch = max(1, int(train_positions(train_set, max_len).sum()))
+        steps = min(steps, math.ceil(max_tokens / per_epoch * steps_per_epoch))
+    return max(1, math.ceil(steps / grad_accum))

@@ -6,10 +6,18 @@ scores the model and returns the new checkpoint selection; ``finish`` reloads th
 weights, evaluates test and writes ``final.json``. Loss is put on every position of every
 sequence (never one sample per prefix); :class:`~recscale.train.step.OptimizerStep` owns
 gradient normalisation, the learning-rate schedule and clipping.
+
+Faults lose little: ``checkpoints/last`` is written at every epoch end and every
+``train.checkpoint_every_steps`` steps / ``checkpoint_every_minutes`` minutes (the one it
+replaces kept as ``checkpoints/previous``), and a resume from a mid-epoch checkpoint skips
+the micro-batches already done, so it is bit-identical to a run never stopped. A
+non-finite loss or weights stop the run without overwriting the last good checkpoint;
+``final.json`` records the stop as ``failure``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import random
@@ -26,23 +34,35 @@ from tqdm.auto import tqdm
 
 from recscale.config import dump_yaml
 from recscale.data import batching
-from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import EvalSet
 from recscale.eval.evaluator import evaluate_metrics
 from recscale.eval.protocols import parse_protocol
 from recscale.models import SequenceRecommender
 from recscale.train import checkpoint as ckpt
-from recscale.train.config import RunConfig
+from recscale.train.config import RunConfig, check_run_inputs
 from recscale.train.data import build_run_model, prepare_data
 from recscale.train.distributed import Dist, all_reduce_sum, barrier, init_distributed, pick_device
-from recscale.train.epoch_log import append_record, log_tensorboard, tensorboard_writer
-from recscale.train.facts import dataset_record, scaling_facts, train_positions
+from recscale.train.epoch_log import (
+    append_record,
+    log_tensorboard,
+    tensorboard_writer,
+    trim_metrics,
+)
+from recscale.train.facts import dataset_record, scaling_facts
+from recscale.train.faults import CheckpointClock, all_agree, fault_message
 from recscale.train.losses import behaviour_loss, build_loss
 from recscale.train.optim import OptimizerSwitch, build_optimizer, lr_factor
-from recscale.train.record import FINAL_JSON, RunRecord, read_run_record, write_run_record
+from recscale.train.preflight import check_split
+from recscale.train.record import RunRecord, find_run_record, write_run_record
 from recscale.train.selection import evaluate_and_select, is_legacy_selection
-from recscale.train.state import TrainState, init_weights, restore_state, save_state
-from recscale.train.step import OptimizerStep
+from recscale.train.state import (
+    TrainState,
+    init_weights,
+    restore_state,
+    save_state,
+    weights_finite,
+)
+from recscale.train.step import OptimizerStep, optimizer_steps
 
 
 @dataclass
@@ -63,11 +83,12 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunRe
     if run.done is not None:
         return run.done
     state, cfg = run.state, run.cfg
-    started = time.perf_counter() - state.wall_time_s
     for epoch in range(state.epoch, cfg.train.epochs if not state.finished else state.epoch):
         train_loss = run.train_epoch(epoch)
+        if state.failure is not None:
+            break
         state.epoch = epoch + 1
-        state.wall_time_s = time.perf_counter() - started
+        state.wall_time_s = run.wall_time()
         record: dict[str, Any] = {
             "epoch": state.epoch,
             "step": state.step,
@@ -89,13 +110,16 @@ class Recipe:
     """One run's working set; each method is one named step of :func:`train`."""
 
     def __init__(self, **parts: Any) -> None:
-        self.__dict__.update(parts)
         self.done: RunResult | None = None
+        self.__dict__.update(parts)
 
     # ------------------------------------------------------------------ setup
 
     @classmethod
     def setup(cls, cfg: RunConfig, run_dir: Path, resume: bool) -> Recipe:
+        check_run_inputs(cfg)
+        if resume and (done := find_run_record(run_dir)) is not None and done.failure is not None:
+            return cls(done=RunResult(run_dir, done.to_dict()))  # stopped on a fault: its result
         device_kind = (
             "cuda" if cfg.train.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         )
@@ -106,6 +130,7 @@ class Recipe:
         seed_everything(cfg.seed)
 
         dataset, split = prepare_data(cfg.data, cfg.seed)
+        check_split(split, dataset, parse_protocol(cfg.eval.protocol))
         cfg, model = build_run_model(cfg, dataset)
         model = model.to(device)
         optimizer = build_optimizer(model, cfg.optim)
@@ -127,20 +152,25 @@ class Recipe:
             sampler=sampler,
             state=TrainState(),
             last_dir=run_dir / "checkpoints" / "last",
+            previous_dir=run_dir / "checkpoints" / "previous",
             best_dir=run_dir / "checkpoints" / "best",
         )
-        resuming = resume and ckpt.find_checkpoint(run.last_dir) is not None
+        resuming = resume and ckpt.find_checkpoint(run.last_dir, run.previous_dir) is not None
         if cfg.train.init_from and not resuming:
             init_weights(model, cfg.train.init_from)
         if resuming:
             run.state, run.optimizer = restore_state(
-                run.last_dir, model, optimizer, switch, sampler, cfg.optim, device
+                run.last_dir, run.previous_dir, model, optimizer, switch, sampler, cfg.optim, device
             )
-            if run.state.finished and (run_dir / FINAL_JSON).is_file():
+            final = find_run_record(run_dir)
+            if run.state.finished and final is not None:
                 if run.state.stop_reason is not None or run.state.epoch >= cfg.train.epochs:
-                    run.done = RunResult(run_dir, read_run_record(run_dir / FINAL_JSON).to_dict())
+                    run.done = RunResult(run_dir, final.to_dict())
                     return run
                 run.state.finished = False  # asked for more epochs than the finished run had
+            if dist.is_main:
+                # Records of epochs after the checkpoint are redone; a torn last line goes.
+                trim_metrics(run_dir / "metrics.jsonl", run.state.epoch)
         elif dist.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             (run_dir / "metrics.jsonl").write_text("")
@@ -170,15 +200,24 @@ class Recipe:
         )
         run.writer = tensorboard_writer(cfg.train.tensorboard and dist.is_main, run_dir)
         run.autocast = autocast(cfg.train.precision, device)
+        run.started = time.perf_counter() - run.state.wall_time_s
+        run.clock = CheckpointClock(
+            cfg.train.checkpoint_every_steps, cfg.train.checkpoint_every_minutes, dist
+        )
         return run
+
+    def wall_time(self) -> float:
+        return time.perf_counter() - self.started
 
     # ------------------------------------------------------------------ one epoch
 
     def train_epoch(self, epoch: int) -> float:
-        """One pass over this rank's training users; returns the global mean train loss."""
+        """One pass over this rank's training users (from ``state.micro`` on, after a
+        mid-epoch resume); returns the global mean train loss."""
         cfg, state, dist = self.cfg, self.state, self.dist
         self.model.train()
-        epoch_loss, epoch_count, pending = 0.0, 0, 0
+        done = state.micro
+        epoch_loss, epoch_count, pending = state.epoch_loss, state.epoch_count, 0
         batches = batching.train_batches(
             self.split.train,
             cfg.model.max_len,
@@ -190,24 +229,31 @@ class Recipe:
         )
         # Steps are optimizer steps; the bar counts micro-batches.
         bar = tqdm(
-            batches,
+            itertools.islice(batches, done, None),
+            initial=done,
             total=self.steps_per_epoch,
             desc=f"epoch {epoch + 1}/{cfg.train.epochs}",
             disable=not (cfg.train.progress and dist.is_main),
             leave=False,
             unit="batch",
         )
-        tick, tick_tokens = time.perf_counter(), 0
-        for micro, batch in enumerate(bar, start=1):
+        tick, tick_tokens, finite = time.perf_counter(), 0, True
+        for micro, batch in enumerate(bar, start=done + 1):
             loss_sum, count = self.loss_step(batch)
             loss_sum.backward()
-            epoch_loss += float(loss_sum.detach())
+            value = float(loss_sum.detach())
+            finite = finite and math.isfinite(value)
+            epoch_loss += value
             epoch_count += int(count)
             pending += int(count)
             if micro % cfg.optim.grad_accum != 0:
                 continue
+            if not all_agree(finite, dist):
+                self.fail(f"non-finite training loss in epoch {epoch + 1}, step {state.step + 1}")
+                break
             tick_tokens += self.optimizer_step(pending)
             pending = 0
+            state.micro, state.epoch_loss, state.epoch_count = micro, epoch_loss, epoch_count
             if dist.is_main and state.step % 10 == 0:
                 rate = tick_tokens / max(time.perf_counter() - tick, 1e-9)
                 bar.set_postfix(
@@ -216,10 +262,43 @@ class Recipe:
             if cfg.train.max_tokens is not None and state.tokens >= cfg.train.max_tokens:
                 state.stop_reason = "token budget reached"
                 break
-        if pending:
-            self.optimizer_step(pending)
+            if self.clock.due(state.step) and not self.save_last():
+                break
+        if pending and state.failure is None:
+            if all_agree(finite, dist):
+                self.optimizer_step(pending)
+            else:
+                self.fail(f"non-finite training loss in epoch {epoch + 1}, step {state.step + 1}")
         bar.close()
+        state.micro, state.epoch_loss, state.epoch_count = 0, 0.0, 0
+        if state.failure is None and not weights_finite(self.model):
+            self.fail(f"non-finite weights after epoch {epoch + 1}, step {state.step}")
         return global_mean(epoch_loss, epoch_count, dist)
+
+    def fail(self, reason: str) -> None:
+        """Stop on a fault; ``last`` keeps the last good state."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.state.failure = self.state.stop_reason = fault_message(reason)
+
+    def save_last(self) -> bool:
+        """Checkpoint the state as ``last`` (the one before becomes ``previous``); refuses,
+        and fails the run, when the weights are no longer finite."""
+        if not weights_finite(self.model):
+            self.fail(f"non-finite weights after step {self.state.step}")
+            return False
+        self.state.wall_time_s = self.wall_time()
+        self.state.switch = self.switch.state_dict()
+        if self.dist.is_main:
+            save_state(
+                self.last_dir,
+                self.model,
+                self.optimizer,
+                self.state,
+                self.sampler,
+                previous=self.previous_dir,
+            )
+        self.clock.saved()
+        return True
 
     def loss_step(self, batch: batching.Batch) -> tuple[torch.Tensor, torch.Tensor | int]:
         """Forward one micro-batch: (summed loss, number of target positions)."""
@@ -290,9 +369,7 @@ class Recipe:
             append_record(self.run_dir / "metrics.jsonl", record)
             if self.writer is not None:
                 log_tensorboard(self.writer, record)
-        self.state.switch = self.switch.state_dict()
-        if self.dist.is_main:
-            save_state(self.last_dir, self.model, self.optimizer, self.state, self.sampler)
+        self.save_last()
         barrier(self.dist)
 
     # ------------------------------------------------------------------ finish
@@ -300,19 +377,21 @@ class Recipe:
     def finish(self) -> RunResult:
         """Reload the selected checkpoint, evaluate on test, and write ``final.json``."""
         cfg, state, dist, split = self.cfg, self.state, self.dist, self.split
-        # Mark finished before the best weights are swapped in, so "last" keeps the last ones.
+        # Mark finished before the best weights are swapped in, so "last" keeps the last ones;
+        # after a fault "last" stays the last good state.
         state.finished = True
-        if dist.is_main:
-            save_state(self.last_dir, self.model, self.optimizer, state, self.sampler)
-            if self.writer is not None:
-                self.writer.close()
+        if state.failure is None:
+            self.save_last()
+        if dist.is_main and self.writer is not None:
+            self.writer.close()
         barrier(dist)
-        if ckpt.find_checkpoint(self.best_dir) is not None:
+        has_best = ckpt.find_checkpoint(self.best_dir) is not None
+        if has_best:
             weights, _, _ = ckpt.load_checkpoint(self.best_dir)
             self.model.load_state_dict(weights)
         legacy = is_legacy_selection(cfg.eval, split)
-        test = self.evaluate_on(self.model, split.test)
-        valid = self.evaluate_on(self.model, split.valid) if split.valid is not None else None
+        # After a fault only a selected checkpoint has weights worth scoring.
+        scored = state.failure is None or has_best
         record = RunRecord(
             run=cfg.name or self.run_dir.name,
             protocol=self.protocol.name,
@@ -321,9 +400,14 @@ class Recipe:
             select_metric=cfg.eval.select_metric,
             best_epoch=state.best_epoch,
             seed=cfg.seed,
-            test=test,
+            test=self.evaluate_on(self.model, split.test) if scored else {},
             stop_reason=state.stop_reason or "epochs done",
-            valid=valid,
+            valid=(
+                self.evaluate_on(self.model, split.valid)
+                if split.valid is not None and scored
+                else None
+            ),
+            failure=state.failure,
             test_legacy_best_epoch=None if legacy else state.legacy_best,
             facts=scaling_facts(
                 self.model,
@@ -339,25 +423,9 @@ class Recipe:
             ),
         )
         if dist.is_main:
-            write_run_record(record, self.run_dir / FINAL_JSON)
+            write_run_record(record, self.run_dir)
         barrier(dist)
         return RunResult(self.run_dir, record.to_dict())
-
-
-def optimizer_steps(
-    train_set: SequenceDataset,
-    max_len: int,
-    epochs: int,
-    steps_per_epoch: int,
-    max_tokens: int | None,
-    grad_accum: int,
-) -> int:
-    """Optimizer steps the run will take (the horizon of the learning-rate schedule)."""
-    steps = epochs * steps_per_epoch
-    if max_tokens is not None:
-        per_epoch = max(1, int(train_positions(train_set, max_len).sum()))
-        steps = min(steps, math.ceil(max_tokens / per_epoch * steps_per_epoch))
-    return max(1, math.ceil(steps / grad_accum))
 
 
 def global_mean(total: float, count: int, dist: Dist) -> float:
