@@ -125,7 +125,7 @@ def test_missing_or_unknown_keys_name_the_file(tmp_path):
     with pytest.raises(RecscaleError, match=r"facts: missing key\(s\) tokens"):
         read_run_record(path)
     path.write_text("{")
-    with pytest.raises(RecscaleError, match="not valid JSON"):
+    with pytest.raises(RecscaleError, match="damaged run record"):
         read_run_record(path)
     with pytest.raises(RecscaleError, match="does not exist"):
         read_run_record(tmp_path / "nope" / "final.json")
