@@ -3,7 +3,8 @@
 Three rows per batch size, each timed with the implementations interleaved step by step in
 one process (so a shared machine's load falls on both alike):
 
-* ``op``: eq. (2) alone, forward + backward, ``silu_attention`` vs ``silu_attention_reference``;
+* ``op``: eq. (2) alone, forward + backward, ``silu_attention`` vs ``silu_attention_reference``
+  (and, with ``--compile``, the reference under ``torch.compile``, timed after its compile);
 * ``layer``: one HSTU layer (d=256, 4 heads, N=200), forward + backward;
 * ``model``: a training step of the 4-block model (encode, loss, backward, AdamW) with each
   attention implementation, and a Llama-style step of the same width (``bench_models``' loss).
@@ -63,11 +64,13 @@ def op_case(impl: str, batch: int, args: argparse.Namespace, device: torch.devic
     grad = torch.randn(batch, h, n, dh, device=device, generator=g)
     weight = torch.ones(n, n, device=device).tril() / n
 
+    compiled = torch.compile(silu_attention_reference) if impl == "compiled" else None
+
     def forward() -> torch.Tensor:
         if impl == "fused":
             out = silu_attention(q, k, v, bias, 1.0 / n)
         else:
-            out = silu_attention_reference(q, k, v, bias, weight)
+            out = (compiled or silu_attention_reference)(q, k, v, bias, weight)
         return (out.float() * grad).sum()
 
     flops = 3 * 2 * batch * h * n * n * 2 * dh  # QK^T and AV, forward + 2x backward
@@ -190,6 +193,8 @@ def run_row(kind: str, batch: int, args: argparse.Namespace, device: torch.devic
     else:
         make = op_case if kind == "op" else layer_case
         cases = {impl: make(impl, batch, args, device) for impl in IMPLS}
+        if kind == "op" and args.compile:
+            cases["compiled"] = op_case("compiled", batch, args, device)
     timed = time_interleaved(cases, args, device)
     tokens = batch * args.length
     metrics: dict[str, float] = {}
@@ -245,6 +250,9 @@ def main() -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument(
+        "--compile", action="store_true", help="op rows also time torch.compile(reference)"
+    )
     parser.add_argument("--no-write", action="store_true", help="print rows, write no JSON")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -265,6 +273,8 @@ def main() -> None:
                 f"speedup {row['speedup']:.2f}x  wall {m['reference_wall_step_s']:.2f}s -> "
                 f"{m['wall_step_s']:.2f}s"
             )
+            if "compiled_step_s" in m:
+                line += f"  compiled reference {m['compiled_step_s']:.3f}s"
             if kind == "model":
                 line += (
                     f"  llama {m['llama_step_s']:.3f}s ({m['llama_fraction_of_peak']:.1%}), "

@@ -140,17 +140,27 @@ def _model_pair(switches: dict[str, Any]):
 
 @pytest.mark.parametrize("name", sorted(HSTU_SWITCHES))
 @pytest.mark.parametrize("with_time", [True, False])
-def test_model_outputs_and_gradients_match(name: str, with_time: bool) -> None:
+@settings(max_examples=4, deadline=None)
+@given(
+    lengths=st.lists(st.integers(1, TINY["max_len"]), min_size=1, max_size=3),
+    n_extra=st.integers(0, 2),
+    seed=st.integers(0, 1000),
+)
+def test_model_outputs_and_gradients_match(
+    name: str, with_time: bool, lengths: list[int], n_extra: int, seed: int
+) -> None:
+    """Right-padded batches of random lengths, padded to up to max_len."""
     reference, fused = _model_pair(HSTU_SWITCHES[name])
-    n = TINY["max_len"]
-    items, ts, lengths = random_batch(3, n, [n, 7, 1], seed=11)
+    n = min(max(lengths) + n_extra, TINY["max_len"])
+    items, ts, lens = random_batch(len(lengths), n, lengths, seed=seed)
     ts = ts if with_time else None
-    weights = torch.randn(3, n, TINY["dim"], dtype=torch.float64)
+    valid = (torch.arange(n)[None, :] < lens[:, None]).unsqueeze(-1)
+    weights = torch.randn(len(lengths), n, TINY["dim"], dtype=torch.float64) * valid
     outputs, grads = [], []
     for model in (reference, fused):
-        hidden = model.encode(items, ts, lengths)
-        (hidden * weights).sum().backward()
-        outputs.append(hidden)
+        hidden = model.encode(items, ts, lens)
+        (hidden * weights).sum().backward()  # padded positions carry no loss
+        outputs.append(hidden * valid)
         grads.append({k: p.grad for k, p in model.named_parameters() if p.grad is not None})
     # Not 1e-10: the reference path's 1/n weight is a float32 tensor (HSTU.forward's
     # silu_weight), so in float64 the paths differ by float32 rounding of 1/n (~1e-8

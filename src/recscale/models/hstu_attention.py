@@ -81,43 +81,46 @@ def _tiles(
 
 
 class _SiLUAttention(torch.autograd.Function):
-    """Forward and backward over tiles; saves only q, k, v and the bias."""
+    """Forward and backward over tiles; saves only q, k, v (as given) and the bias.
+
+    Each batch slice is copied to contiguous [bh, N, D] buffers (in cache, when q, k, v are
+    the strided head views of one projection), and results go out in [B, N, H, D] memory,
+    so the caller's transpose back to [B, N, H·D] is free.
+    """
 
     @staticmethod
     def forward(ctx, q, k, v, bias, scale, query_block, tile_elements):
-        batch, heads, n, dqk = q.shape
-        dv = v.shape[-1]
-        q3 = q.reshape(batch * heads, n, dqk)  # copies once if q is a transposed view
-        k3 = k.reshape(batch * heads, n, dqk)
-        v3 = v.reshape(batch * heads, n, dv)
-        out = torch.empty(batch * heads, n, dv, dtype=q.dtype, device=q.device)
+        batch, heads, n, _ = q.shape
+        out = _heads_last(v)
         chunks, rows = _tiles(batch, heads, n, query_block, tile_elements)
         for b0, b1 in chunks:
-            c = slice(b0 * heads, b1 * heads)
-            qc, kc, vc, bc = q3[c], k3[c], v3[c], _bias_rows(bias, b0, b1)
+            qc, kc, vc = (_flat(t, b0, b1) for t in (q, k, v))
+            bc = _bias_rows(bias, b0, b1)
+            oc = torch.empty_like(vc)
             for r0, r1 in rows:
                 a = F.silu(_scores(qc, kc, bc, heads, r0, r1), inplace=True)
                 a[:, :, r0:r1].tril_()  # the causal mask: only the diagonal tile has one
-                torch.bmm(a, vc[:, :r1], out=out[c, r0:r1])
-        out.mul_(scale)
-        ctx.save_for_backward(q3, k3, v3, bias)
-        ctx.shape = (batch, heads, n, query_block, tile_elements, scale)
-        return out.view(batch, heads, n, dv)
+                torch.bmm(a, vc[:, :r1], out=oc[:, r0:r1])
+            out[b0:b1] = oc.mul_(scale).unflatten(0, (b1 - b0, heads))
+        ctx.save_for_backward(q, k, v, bias)
+        ctx.tiles = (query_block, tile_elements, scale)
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
-        q3, k3, v3, bias = ctx.saved_tensors
-        batch, heads, n, query_block, tile_elements, scale = ctx.shape
-        dqk, dv = q3.shape[-1], v3.shape[-1]
-        g = (grad_out.reshape(batch * heads, n, dv) * scale).to(q3.dtype)
-        dq, dk, dvv = torch.empty_like(q3), torch.empty_like(k3), torch.empty_like(v3)
+        q, k, v, bias = ctx.saved_tensors
+        query_block, tile_elements, scale = ctx.tiles
+        batch, heads, n, _ = q.shape
+        dq, dk, dv = _heads_last(q), _heads_last(k), _heads_last(v)
         need_bias = bias is not None and ctx.needs_input_grad[3]
         dbias = torch.zeros_like(bias) if need_bias else None
         chunks, rows = _tiles(batch, heads, n, query_block, tile_elements)
         for b0, b1 in chunks:
-            c = slice(b0 * heads, b1 * heads)
-            qc, kc, vc, gc, bc = q3[c], k3[c], v3[c], g[c], _bias_rows(bias, b0, b1)
+            qc, kc, vc = (_flat(t, b0, b1) for t in (q, k, v))
+            gc = _flat(grad_out, b0, b1).to(q.dtype) * scale
+            bc = _bias_rows(bias, b0, b1)
+            dqc, dkc, dvc = torch.empty_like(qc), torch.empty_like(kc), torch.empty_like(vc)
             # The last row block sees every key: it writes dk, dv; earlier blocks add to them.
             for r0, r1 in reversed(rows):
                 s = _scores(qc, kc, bc, heads, r0, r1)
@@ -127,29 +130,33 @@ class _SiLUAttention(torch.autograd.Function):
                 a[:, :, r0:r1].tril_()
                 ds = torch.ops.aten.silu_backward(da, s)
                 ds[:, :, r0:r1].tril_()
-                torch.bmm(ds, kc[:, :r1], out=dq[c, r0:r1])
+                torch.bmm(ds, kc[:, :r1], out=dqc[:, r0:r1])
                 if r1 == n:
-                    torch.bmm(a.transpose(1, 2), g_rows, out=dvv[c])
-                    torch.bmm(ds.transpose(1, 2), qc[:, r0:r1], out=dk[c])
+                    torch.bmm(a.transpose(1, 2), g_rows, out=dvc)
+                    torch.bmm(ds.transpose(1, 2), qc[:, r0:r1], out=dkc)
                 else:
-                    dvv[c, :r1] += torch.bmm(a.transpose(1, 2), g_rows)
-                    dk[c, :r1] += torch.bmm(ds.transpose(1, 2), qc[:, r0:r1])
+                    dvc[:, :r1] += torch.bmm(a.transpose(1, 2), g_rows)
+                    dkc[:, :r1] += torch.bmm(ds.transpose(1, 2), qc[:, r0:r1])
                 if dbias is not None:
                     per_head = ds.view(b1 - b0, heads, r1 - r0, r1)
                     if bias.shape[0] == 1:
                         dbias[0, r0:r1, :r1] += per_head.sum((0, 1))
                     else:
                         dbias[b0:b1, r0:r1, :r1] += per_head.sum(1)
-        shape_qk = (batch, heads, n, dqk)
-        return (
-            dq.view(shape_qk),
-            dk.view(shape_qk),
-            dvv.view(batch, heads, n, dv),
-            dbias,
-            None,
-            None,
-            None,
-        )
+            for grad, chunk in ((dq, dqc), (dk, dkc), (dv, dvc)):
+                grad[b0:b1] = chunk.unflatten(0, (b1 - b0, heads))
+        return dq, dk, dv, dbias, None, None, None
+
+
+def _flat(t: torch.Tensor, b0: int, b1: int) -> torch.Tensor:
+    """[B, H, N, D] -> rows [b0, b1) as [(b1 - b0)·H, N, D] (a copy unless contiguous)."""
+    return t[b0:b1].reshape(-1, *t.shape[2:])
+
+
+def _heads_last(like: torch.Tensor) -> torch.Tensor:
+    """An empty [B, H, N, D] tensor laid out in memory as [B, N, H, D]."""
+    b, h, n, d = like.shape
+    return torch.empty(b, n, h, d, dtype=like.dtype, device=like.device).transpose(1, 2)
 
 
 def _bias_rows(bias: torch.Tensor | None, b0: int, b1: int) -> torch.Tensor | None:
