@@ -182,11 +182,19 @@ def test_relative_position_index_matches_official_layout() -> None:
     torch.testing.assert_close(ours, official)
 
 
-def test_missing_timestamps_warn_once(caplog: pytest.LogCaptureFixture) -> None:
+def test_without_timestamps_only_the_position_bias_is_used_and_nothing_is_said(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     cfg = ModelConfig.model_validate({**TINY, "backbone": "hstu"})
-    model = build_model(cfg, NUM_ITEMS)
+    model = build_model(cfg, NUM_ITEMS).eval()
     items, _, lengths = random_batch(2, 4, [4, 2])
-    with caplog.at_level(logging.WARNING, logger="recscale.models.hstu"):
-        model.encode(items, None, lengths)
-        model.encode(items, None, lengths)
-    assert sum("no timestamps" in r.message for r in caplog.records) == 1
+    with caplog.at_level(logging.DEBUG, logger="recscale.models.hstu"):
+        before = model.encode(items, None, lengths)
+        time_tables = [p for n, p in model.named_parameters() if "time" in n]
+        assert time_tables
+        with torch.no_grad():
+            for p in time_tables:
+                p.add_(1.0)
+        after = model.encode(items, None, lengths)
+    torch.testing.assert_close(before, after, rtol=0, atol=0)
+    assert caplog.records == []

@@ -25,6 +25,9 @@ class HSTUOptions(StrictModel):
 
     # phi2 in HSTU eq. (2): pointwise SiLU (paper) or a causal softmax (ablation).
     attention: Literal["silu", "softmax"] = "silu"
+    # How SiLU attention is computed: "fused" tiles the causal triangle and recomputes in
+    # backward (models/hstu_attention.py); "reference" is the plain expression. Same values.
+    attention_impl: Literal["reference", "fused"] = "fused"
     # Relative attention bias: positions + log-bucketed time gaps (paper), positions only, none.
     rab: Literal["position_time", "position", "none"] = "position_time"
     # Rotary position embedding on q, k (the "RoPE instead of rab" ablation sets rab="none").

@@ -26,6 +26,7 @@ from torch import nn
 from recscale.models.attention import AbsolutePositions, RMSNorm, SwiGLU, apply_rope, rope_angles
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
+from recscale.models.hstu_attention import silu_attention, silu_attention_reference
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class HSTULayer(nn.Module):
         nn.init.normal_(self.f1.weight, std=0.02)
         nn.init.xavier_uniform_(self.f2.weight)
         self.drop = nn.Dropout(dropout)
+        self.attn_scale = 1.0 / cfg.max_len if opts.scale_by_n else 1.0  # 1/n of eq. (2)
         self.rab = (
             RelativeAttentionBias(
                 cfg.max_len, opts.num_time_buckets if opts.rab == "position_time" else None
@@ -134,15 +136,21 @@ class HSTULayer(nn.Module):
         v = v.unflatten(-1, (h, dv)).transpose(1, 2)  # [B, H, N, Dv]
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
-        scores = q @ k.transpose(-1, -2)  # [B, H, N, N]
+        bias = None
         if self.rab is not None and pos_index is not None:
-            scores = scores + self.rab(pos_index, buckets).unsqueeze(1)
+            bias = self.rab(pos_index, buckets)  # [B | 1, N, N]
         if self.opts.attention == "silu":  # eq. (2): pointwise, no softmax
-            attn = F.silu(scores) * silu_weight.to(scores.dtype)
+            if self.opts.attention_impl == "fused":
+                av = silu_attention(q, k, v, bias, self.attn_scale)
+            else:
+                av = silu_attention_reference(q, k, v, bias, silu_weight)
         else:
+            scores = q @ k.transpose(-1, -2)  # [B, H, N, N]
+            if bias is not None:
+                scores = scores + bias.unsqueeze(1)
             scores = (scores / math.sqrt(dqk)).masked_fill(~mask, float("-inf"))
-            attn = torch.softmax(scores, dim=-1)
-        av = (attn @ v).transpose(1, 2).flatten(-2)  # [B, N, H·Dv]
+            av = torch.softmax(scores, dim=-1) @ v
+        av = av.transpose(1, 2).flatten(-2)  # [B, N, H·Dv]
         av = F.layer_norm(av, av.shape[-1:], eps=1e-6)
         y = x + self.f2(self.drop(av * u if self.opts.u_gate else av))  # eq. (3)
         if llama:
@@ -172,7 +180,6 @@ class HSTU(Encoder):
         self.layers = nn.ModuleList(HSTULayer(cfg, p) for p in cfg.layer_dropouts())
         self.final_norm = RMSNorm(cfg.dim) if self.opts.residual == "llama" else None
         self.max_len = cfg.max_len
-        self._warned_no_time = False
 
     def forward(
         self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
@@ -182,14 +189,11 @@ class HSTU(Encoder):
         n = x.shape[1]
         opts = self.opts
         buckets = None
-        if opts.rab == "position_time":
-            if timestamps is None:
-                if not self._warned_no_time:
-                    logger.warning("HSTU: no timestamps given, the time part of rab is off")
-                    self._warned_no_time = True
-            else:
-                dt = query_timestamps(timestamps, lengths)[:, :, None] - timestamps[:, None, :]
-                buckets = time_buckets(dt, opts.num_time_buckets, opts.time_bucket_divisor)
+        # Data without timestamps (ml-1m.txt, most S3-Rec files) simply gets the position bias:
+        # nothing is wrong, so nothing is said.
+        if opts.rab == "position_time" and timestamps is not None:
+            dt = query_timestamps(timestamps, lengths)[:, :, None] - timestamps[:, None, :]
+            buckets = time_buckets(dt, opts.num_time_buckets, opts.time_bucket_divisor)
         pos_index = relative_positions(n, self.max_len, x.device) if opts.rab != "none" else None
         rope = rope_angles(n, self.dqk, opts.rope_base, x.device) if opts.rope else None
         mask = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
