@@ -16,7 +16,6 @@ timestamp of item i+1 (the time of the item being predicted) and keys their own.
 
 from __future__ import annotations
 
-import logging
 import math
 
 import torch
@@ -28,7 +27,6 @@ from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 from recscale.models.hstu_attention import silu_attention, silu_attention_reference
 
-logger = logging.getLogger(__name__)
 
 
 def time_buckets(dt: torch.Tensor, num_buckets: int = 128, divisor: float = 0.301) -> torch.Tensor:
