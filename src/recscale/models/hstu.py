@@ -28,7 +28,6 @@ from recscale.models.encoder import ENCODERS, Encoder
 from recscale.models.hstu_attention import silu_attention, silu_attention_reference
 
 
-
 def time_buckets(dt: torch.Tensor, num_buckets: int = 128, divisor: float = 0.301) -> torch.Tensor:
     """floor(ln(max(|dt|, 1)) / divisor) clamped to [0, num_buckets].
 
