@@ -17,13 +17,37 @@ def sweep(
     out: Annotated[
         Path | None, typer.Option(help="Sweep directory (default runs/<spec name>)")
     ] = None,
-    jobs: Annotated[int, typer.Option(help="Runs in parallel (local processes)")] = 1,
+    jobs: Annotated[int, typer.Option(help="Local worker processes (--executor local)")] = 1,
+    executor: Annotated[
+        str, typer.Option(help="Where runs train (`recscale choices executors`)")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address HOST:PORT (--executor ray)")
+    ] = None,
+    cpus_per_run: Annotated[
+        float | None, typer.Option(help="CPUs per run (default: the spec's resources)")
+    ] = None,
+    gpus_per_run: Annotated[
+        float | None, typer.Option(help="GPUs per run (default: the spec's resources)")
+    ] = None,
+    max_retries: Annotated[
+        int, typer.Option(help="Ray: retries of a run whose worker died (resumes it)")
+    ] = 3,
     overrides: Overrides = None,
 ) -> None:
-    """Run every point of a sweep (resumable), then write its results table."""
+    """Run every point of a sweep (resumable), then write its results table.
+
+    Start it as often as you like on one directory (here or on other machines sharing it):
+    the processes split the runs, each run is trained once."""
+    from recscale.scaling.executors import ExecutorOptions
     from recscale.scaling.sweep import run_sweep
 
-    result = run_sweep(spec, out_dir=out, jobs=jobs, overrides=overrides or [])
+    options = ExecutorOptions(
+        jobs=jobs, address=address, cpus=cpus_per_run, gpus=gpus_per_run, max_retries=max_retries
+    )
+    result = run_sweep(
+        spec, out_dir=out, overrides=overrides or [], executor=executor, options=options
+    )
     console.print(
         f"results: {result.results_path}  ({result.finished} finished, {len(result.failed)} failed)"
     )

@@ -14,6 +14,32 @@ def append_record(path: Path, record: dict[str, Any]) -> None:
         fh.write(json.dumps(record) + "\n")
 
 
+def trim_records(path: Path, last_epoch: int) -> int:
+    """Drop the records of epochs after ``last_epoch``; returns how many were dropped.
+
+    A worker killed after logging an epoch but before checkpointing it leaves one record
+    that the resumed run will write again; trimming to the checkpoint's epoch before resuming
+    keeps every epoch in the log exactly once. A torn last line goes too.
+    """
+    if not path.is_file():
+        return 0
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            epoch = json.loads(line)["epoch"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            epoch = None
+        if epoch is None or epoch > last_epoch:
+            dropped += 1
+        else:
+            kept.append(line)
+    if dropped:
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(f"{line}\n" for line in kept))
+        tmp.replace(path)
+    return dropped
+
+
 def tensorboard_writer(enabled: bool, run_dir: Path):
     if not enabled:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,17 @@ def restore_state(
     )
     ckpt.restore_rng(tensors, {"sampler": sampler})
     return state, optimizer
+
+
+def checkpoint_epoch(directory: Path) -> int | None:
+    """The epoch a ``save_state`` checkpoint was taken after (``None``: no checkpoint)."""
+    found = ckpt.find_checkpoint(directory)
+    if found is None:
+        return None
+    try:
+        return int(json.loads((found / ckpt.STATE_JSON).read_text())["train_state"]["epoch"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
 
 
 def init_weights(model: torch.nn.Module, source: str | Path) -> None:
