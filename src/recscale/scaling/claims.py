@@ -6,6 +6,7 @@ killed worker leaves no stale lock: the next worker to try takes the run over an
 from ``checkpoints/last``. Beside the lock, ``<run>.owner.json`` names the holder (host, pid,
 since when); a takeover reads the dead holder's record before it writes its own.
 
+Each claim that trains a run appends its holder to ``runs/<run>/claims.jsonl``.
 A run is *finished* when it has ``final.json``; it is *failed* when it raised twice in a row
 and wrote ``failed.json`` after this sweep started (so a sweep started later tries it again).
 :func:`work_through` is one worker's loop: claim what is free without waiting, come back to
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 LOCKS = "locks"
 FAILED_JSON = "failed.json"
 ERROR_TXT = "error.txt"
+CLAIMS_JSONL = "claims.jsonl"  # one line per claim that trained the run
 FINISHED, FAILED, OPEN = "finished", "failed", "open"
 
 
@@ -100,6 +102,7 @@ class Claim:
         self.owner_path = out / LOCKS / f"{name}.owner.json"
         self.lock = FileLock(out / LOCKS / f"{name}.lock", fallback_to_soft=False)
         self.previous: dict[str, Any] | None = None
+        self.me: dict[str, Any] = {}
 
     def acquire(self, wait: bool = False) -> bool:
         try:
@@ -113,8 +116,8 @@ class Claim:
             ) from None
         # An owner record left behind means its holder died holding the run.
         self.previous = read_json(self.owner_path)
-        me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
-        atomic_write_text(self.owner_path, json.dumps(me))
+        self.me = {"host": socket.gethostname(), "pid": os.getpid(), "since": time.time()}
+        atomic_write_text(self.owner_path, json.dumps(self.me))
         return True
 
     def release(self) -> None:
@@ -147,6 +150,9 @@ def train_claimed(
             took_over = f"pid {claim.previous['pid']} on {claim.previous['host']}"
             log.info("%s: taking over from %s, resuming from its checkpoint", job.name, took_over)
         folder = run_dir(out, job.name)
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / CLAIMS_JSONL, "a") as fh:  # who trained the run, for the record
+            fh.write(json.dumps({**claim.me, "took_over": took_over}) + "\n")
         error = None
         for _attempt in range(2):
             try:
