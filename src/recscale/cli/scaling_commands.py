@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from recscale.cli.apps import app
-from recscale.cli.output import AsJson, Overrides, Where, console, flat_stats, kv_table, print_json
+from recscale.cli.output import (
+    AsJson,
+    Overrides,
+    Where,
+    console,
+    flat_stats,
+    kv_table,
+    print_json,
+    print_summary,
+)
 
 
 @app.command()
@@ -123,9 +132,11 @@ def report(
 ) -> None:
     """Write the sweep's HTML report (plots embedded) and its Markdown twin."""
     from recscale.scaling.api import report_sweep
+    from recscale.scaling.summary import read_summary
 
-    html, md = report_sweep(sweep_dir, holdout=holdout, tasks=task)
-    console.print(f"report: {html}\nmarkdown: {md}")
+    _, md = report_sweep(sweep_dir, holdout=holdout, tasks=task)
+    print_summary(read_summary(sweep_dir))
+    console.print(f"markdown: {md}")
 
 
 @app.command()
@@ -136,5 +147,4 @@ def demo(
     """The main job: a small scaling study on real data, ending in a report."""
     from recscale.scaling.api import demo as run_demo
 
-    html = run_demo(spec, out)
-    console.print(f"report: {html}")
+    print_summary(run_demo(spec, out))
