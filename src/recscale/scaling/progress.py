@@ -12,6 +12,7 @@ first one before that; a running run extrapolates its own epochs. Pure but for `
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -48,7 +49,7 @@ class RunStatus:
     state: str  # PENDING, RUNNING, FINISHED or FAILED
     fraction: float = 0.0
     epoch: int = 0
-    epochs: int = 0
+    epochs: int = 0  # planned: the config's, or fewer when the token budget ends it first
     elapsed_s: float = 0.0
     cost: float | None = None
     since_epoch_s: float = 0.0  # time since the last epoch record was written
@@ -116,14 +117,17 @@ def _status(
     planned = replace(planned, state=RUNNING, holder=f"pid {owner['pid']} on {owner['host']}")
     if last is None:  # claimed, first epoch under way
         return replace(planned, since_epoch_s=max(0.0, now - owner["since"]))
-    epoch = int(last.get("epoch", 0))
-    fraction = epoch / cfg.train.epochs
-    if cfg.train.max_tokens:
-        fraction = max(fraction, last.get("tokens", 0) / cfg.train.max_tokens)
+    epoch, tokens = int(last.get("epoch", 0)), int(last.get("tokens", 0))
+    fraction, epochs = epoch / cfg.train.epochs, cfg.train.epochs
+    if cfg.train.max_tokens and tokens > 0 and epoch > 0:
+        # A token budget ends the run first: so many epochs of this many tokens each.
+        fraction = max(fraction, tokens / cfg.train.max_tokens)
+        epochs = min(epochs, math.ceil(cfg.train.max_tokens * epoch / tokens))
     return replace(
         planned,
         fraction=min(fraction, 1.0),
         epoch=epoch,
+        epochs=epochs,
         elapsed_s=float(last.get("wall_time_s", 0.0)),
         since_epoch_s=max(0.0, now - written),
     )

@@ -120,7 +120,7 @@ class LiveView:
                 p.update(
                     self.runs[s.name],
                     completed=s.fraction,
-                    detail=f"epoch {s.epoch}/{s.epochs}",
+                    detail=f"epoch {s.epoch}/{s.epochs}" if s.epoch else "first epoch",
                     left=_left(est.remaining_s.get(s.name)),
                 )
                 continue
