@@ -50,3 +50,32 @@ def test_line_view_numbers_finished_runs_and_says_time_left():
         "[2/2] b finished in 21 s · sweep 100%, 0 s left",
     ]
     assert duration(75.2) == "1 min 15 s" and duration(3 * 3600 + 120) == "3 h 02 min"
+
+
+def test_scan_reads_claims_epochs_and_a_dead_holder_from_the_directory(tmp_path):
+    import json
+    import os
+    import socket
+
+    from recscale.scaling.progress import scan
+    from recscale.train.config import load_run_config
+
+    cfgs = [
+        load_run_config(overrides=[f"name={n}", "train.epochs=4", "train.max_tokens=1000"])
+        for n in ("a", "b", "c")
+    ]
+    locks, runs = tmp_path / "locks", tmp_path / "runs"
+    for name in ("a", "b"):
+        (runs / name).mkdir(parents=True)
+    locks.mkdir()
+    host = socket.gethostname()
+    (locks / "a.owner.json").write_text(json.dumps({"host": host, "pid": os.getpid(), "since": 0}))
+    (runs / "a" / "metrics.jsonl").write_text(
+        json.dumps({"epoch": 1, "tokens": 250, "wall_time_s": 3.0}) + "\n"
+    )
+    gone = {"host": host, "pid": 2**22 + 12345, "since": 0}  # above Linux's pid_max
+    (locks / "b.owner.json").write_text(json.dumps(gone))
+    a, b, c = scan(tmp_path, cfgs, since=0.0)
+    assert (a.state, a.epoch, a.epochs, a.fraction) == (RUNNING, 1, 4, 0.25)
+    assert a.holder == f"pid {os.getpid()} on {host}"
+    assert b.state == PENDING and c.state == PENDING  # b's holder is gone

@@ -41,9 +41,9 @@ class ExecutorOptions:
 
 
 class Executor(Protocol):
-    slots: int  # how many runs it trains at once
-
-    def run(self, out: Path, jobs: Sequence[RunJob], since: float) -> None: ...
+    def run(self, out: Path, jobs: Sequence[RunJob], since: float) -> None:
+        """Train every open run of ``jobs`` into ``out``; return when all are done."""
+        ...
 
 
 EXECUTORS: Registry[Callable[[ExecutorOptions], Executor]] = Registry("executor")
@@ -60,14 +60,14 @@ class LocalExecutor:
             raise RecscaleError("--address names a Ray cluster; use it with --executor ray")
         if options.jobs < 1:
             raise RecscaleError(f"--jobs {options.jobs}: must be at least 1")
-        self.slots = options.jobs
+        self.jobs = options.jobs
         threads = int(options.cpus) if options.cpus else None
         if threads is None and options.jobs > 1:
             threads = max(1, (os.cpu_count() or 1) // options.jobs)
         self.threads = threads
 
     def run(self, out: Path, jobs: Sequence[RunJob], since: float) -> None:
-        if self.slots > 1:
+        if self.jobs > 1:
             self._run_workers(out, jobs, since)
         # Alone, or after the workers: anything a crashed worker left, and runs that other
         # sweep processes hold, until every run is done.
@@ -82,7 +82,7 @@ class LocalExecutor:
         try:
             workers = [
                 ctx.Process(target=_worker, args=(str(out), list(jobs), since, self.threads, queue))
-                for _ in range(self.slots)
+                for _ in range(self.jobs)
             ]
             for w in workers:
                 w.start()

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -111,7 +113,7 @@ def _status(
         name, PENDING, epochs=cfg.train.epochs, tokens=cfg.train.max_tokens, per_token=per_token
     )
     owner = holder(out, name)
-    if owner is None:
+    if owner is None or _dead(owner):  # a dead holder's run waits for a taker
         return planned
     last, written = _last_record(folder / "metrics.jsonl")
     planned = replace(planned, state=RUNNING, holder=f"pid {owner['pid']} on {owner['host']}")
@@ -221,3 +223,16 @@ def _last_record(path: Path) -> tuple[dict | None, float]:
         except json.JSONDecodeError:
             continue  # a line being written
     return None, mtime
+
+
+def _dead(owner: dict) -> bool:
+    """Whether the holder named by an owner record is known to be gone (same host only)."""
+    if owner.get("host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, KeyError, ValueError):
+        return False
+    return False

@@ -12,6 +12,7 @@ same path (a shared filesystem) and have recscale installed. Ray is optional:
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 from collections.abc import Sequence
 from functools import partial
@@ -46,11 +47,9 @@ def _ray() -> Any:
 
 
 def ray_train(out: str, job: RunJob, since: float, threads: int | None) -> dict[str, Any]:
-    """The task: claim the run (waiting if another worker holds it) and train it."""
-    import os
-
+    """The task: claim the run (waiting if another worker holds it) and train it. The claim
+    records this worker's pid and host (``locks/<run>.owner.json``, ``claims.jsonl``)."""
     with collect_records() as records:
-        # The claim records this process's pid, which names the worker to a person (or a test).
         outcome = train_claimed(
             Path(out), job, since, partial(train_run, threads=threads), wait=True
         )
@@ -59,7 +58,6 @@ def ray_train(out: str, job: RunJob, since: float, threads: int | None) -> dict[
         "state": outcome.state,
         "error": outcome.error,
         "took_over": outcome.took_over,
-        "pid": os.getpid(),
         "records": records,
     }
 
@@ -78,7 +76,8 @@ class RayExecutor:
         self.cpus = 1.0 if options.cpus is None else options.cpus
         self.gpus = 0.0 if options.gpus is None else options.gpus
         self.max_retries = options.max_retries
-        self.slots = 1
+        if importlib.util.find_spec("ray") is None:  # say so before any run starts
+            _ray()
 
     def run(self, out: Path, jobs: Sequence[RunJob], since: float) -> None:
         ray = _ray()
@@ -88,8 +87,6 @@ class RayExecutor:
             # and are said once by the sweep.
             ray.init(address=self.address, log_to_driver=False, configure_logging=False)
         try:
-            total = ray.cluster_resources().get("CPU", 1.0)
-            self.slots = max(1, int(total // self.cpus)) if self.cpus else 1
             task = ray.remote(ray_train).options(
                 num_cpus=self.cpus,
                 num_gpus=self.gpus,
@@ -97,7 +94,7 @@ class RayExecutor:
                 retry_exceptions=False,
                 name="recscale-run",
             )
-            threads = max(1, int(self.cpus)) if self.cpus else None
+            threads = max(1, int(self.cpus))  # torch threads: what the task was given
             pending = {
                 task.remote(str(out), job, since, threads): job
                 for job in jobs

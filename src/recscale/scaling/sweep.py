@@ -30,6 +30,7 @@ import json
 import re
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -183,12 +184,9 @@ def run_sweep(
     view = make_view(f"sweep {spec.name}") if progress else None
     say = view.say if view is not None else _quiet
     say(f"sweep {spec.name}: {len(runs)} runs, {done} already done, executor {executor}")
-    with sweep_logging(say) as said:
-        if view is not None:
-            with Monitor(out, [r.config for r in runs], started, view):
-                runner.run(out, jobs, started)
-        else:
-            runner.run(out, jobs, started)
+    monitor = Monitor(out, [r.config for r in runs], started, view) if view else nullcontext()
+    with sweep_logging(say) as said, monitor:
+        runner.run(out, jobs, started)
     failed = failures(out, [r.name for r in runs])
     atomic_write_text(out / "failures.json", json.dumps(failed, indent=1))
     table = collect_results(out, runs)
