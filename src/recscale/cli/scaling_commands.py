@@ -46,8 +46,7 @@ def sweep(
 ) -> None:
     """Run every point of a sweep (resumable), then write its results table.
 
-    Start it as often as you like on one directory (here or on other machines sharing it):
-    the processes split the runs, each run is trained once."""
+    Processes started on one directory (or machines sharing it) split its runs: each once."""
     from recscale.scaling.executors import ExecutorOptions
     from recscale.scaling.sweep import run_sweep
 
