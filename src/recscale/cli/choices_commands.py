@@ -23,6 +23,7 @@ REGISTRIES = {
     "splits": ("recscale.train.data", "SPLITS"),
     "laws": ("recscale.scaling.laws", "LAWS"),
     "tasks": ("recscale.eval.tasks", "TASKS"),
+    "executors": ("recscale.scaling.executors", "EXECUTORS"),
 }
 
 

@@ -21,6 +21,19 @@ Where = Annotated[
 ]
 
 
+def print_summary(summary: Any) -> None:
+    """A sweep's :class:`~recscale.scaling.summary.SweepSummary`, as the report opens with it."""
+    console.rule(f"[bold]{summary.headline()}")
+    for line in summary.lines()[1:]:
+        styled = line.replace("OUTSIDE the interval", "[bold red]OUTSIDE the interval[/]")
+        styled = styled.replace("inside the interval", "[green]inside the interval[/]")
+        console.print(styled if line.startswith(" ") else f"[bold]{line}[/]", highlight=False)
+    for text, times in summary.warnings:
+        console.print(f"[yellow]{text}[/] (said once; raised {times}x)", highlight=False)
+    if summary.report:
+        console.print(f"report: {summary.report}")
+
+
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=1, default=jsonable))
 

@@ -8,7 +8,16 @@ from typing import Annotated
 import typer
 
 from recscale.cli.apps import app
-from recscale.cli.output import AsJson, Overrides, Where, console, flat_stats, kv_table, print_json
+from recscale.cli.output import (
+    AsJson,
+    Overrides,
+    Where,
+    console,
+    flat_stats,
+    kv_table,
+    print_json,
+    print_summary,
+)
 
 
 @app.command()
@@ -17,13 +26,36 @@ def sweep(
     out: Annotated[
         Path | None, typer.Option(help="Sweep directory (default runs/<spec name>)")
     ] = None,
-    jobs: Annotated[int, typer.Option(help="Runs in parallel (local processes)")] = 1,
+    jobs: Annotated[int, typer.Option(help="Local worker processes (--executor local)")] = 1,
+    executor: Annotated[
+        str, typer.Option(help="Where runs train (`recscale choices executors`)")
+    ] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray cluster address HOST:PORT (--executor ray)")
+    ] = None,
+    cpus_per_run: Annotated[
+        float | None, typer.Option(help="CPUs per run (default: the spec's resources)")
+    ] = None,
+    gpus_per_run: Annotated[
+        float | None, typer.Option(help="GPUs per run (default: the spec's resources)")
+    ] = None,
+    max_retries: Annotated[
+        int, typer.Option(help="Ray: retries of a run whose worker died (resumes it)")
+    ] = 3,
     overrides: Overrides = None,
 ) -> None:
-    """Run every point of a sweep (resumable), then write its results table."""
+    """Run every point of a sweep (resumable), then write its results table.
+
+    Processes started on one directory (or machines sharing it) split its runs: each once."""
+    from recscale.scaling.executors import ExecutorOptions
     from recscale.scaling.sweep import run_sweep
 
-    result = run_sweep(spec, out_dir=out, jobs=jobs, overrides=overrides or [])
+    options = ExecutorOptions(
+        jobs=jobs, address=address, cpus=cpus_per_run, gpus=gpus_per_run, max_retries=max_retries
+    )
+    result = run_sweep(
+        spec, out_dir=out, overrides=overrides or [], executor=executor, options=options
+    )
     console.print(
         f"results: {result.results_path}  ({result.finished} finished, {len(result.failed)} failed)"
     )
@@ -99,9 +131,11 @@ def report(
 ) -> None:
     """Write the sweep's HTML report (plots embedded) and its Markdown twin."""
     from recscale.scaling.api import report_sweep
+    from recscale.scaling.summary import read_summary
 
-    html, md = report_sweep(sweep_dir, holdout=holdout, tasks=task)
-    console.print(f"report: {html}\nmarkdown: {md}")
+    _, md = report_sweep(sweep_dir, holdout=holdout, tasks=task)
+    print_summary(read_summary(sweep_dir))
+    console.print(f"markdown: {md}")
 
 
 @app.command()
@@ -112,5 +146,4 @@ def demo(
     """The main job: a small scaling study on real data, ending in a report."""
     from recscale.scaling.api import demo as run_demo
 
-    html = run_demo(spec, out)
-    console.print(f"report: {html}")
+    print_summary(run_demo(spec, out))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from recscale.scaling.holdout import holdout_check
 from recscale.scaling.laws import LAWS
 from recscale.scaling.report import write_report
 from recscale.scaling.sections import LawReport
+from recscale.scaling.summary import SweepSummary, read_summary
 from recscale.scaling.sweep import load_spec, read_results, run_sweep
 
 
@@ -147,6 +149,7 @@ def report_sweep(
     )
     commands.append(f"recscale report {sweep_dir}")
     task_names = list(dict.fromkeys([*spec.tasks, *(tasks or [])]))
+    failures = sweep_dir / "failures.json"
     return write_report(
         table,
         fits,
@@ -154,16 +157,19 @@ def report_sweep(
         title=f"recscale scaling report: {spec.name}",
         commands=commands,
         tasks=sweep_tasks(sweep_dir, table, task_names) if task_names else None,
+        failed=json.loads(failures.read_text()) if failures.is_file() else {},
+        skipped=notes,
     )
 
 
-def demo(spec: str | Path, out: str | Path) -> Path:
-    """The main job: run a small sweep on real data, fit, predict the largest, report."""
+def demo(spec: str | Path, out: str | Path) -> SweepSummary:
+    """The main job: run a small sweep on real data, fit, predict the largest, report.
+    Returns the summary the report opens with (its path and the sweep's warnings in it)."""
     result = run_sweep(spec, out_dir=out)
     if result.failed:
         raise RecscaleError(f"{len(result.failed)} demo runs failed: {result.failed}")
-    html, _ = report_sweep(out)
-    return html
+    report_sweep(out)
+    return replace(read_summary(out), warnings=result.warnings)
 
 
 def select_rows(table: pl.DataFrame, where: Sequence[str]) -> pl.DataFrame:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
@@ -18,6 +18,9 @@ from recscale.scaling.fitting import FitResult
 from recscale.scaling.holdout import Holdout, HoldoutRow
 from recscale.scaling.run_plots import natural_key
 from recscale.train.record import COORDINATES
+
+if TYPE_CHECKING:
+    from recscale.scaling.summary import SweepSummary
 
 # The runs table: each run's coordinates, the inputs laws are fitted against, headline metrics.
 RUN_COLUMNS = (
@@ -144,6 +147,7 @@ class Page:
     tables: list[TableSection]  # only tables with rows
     laws: list[LawEntry]
     commands: list[str]
+    overview: SweepSummary | None = None  # what the page opens with, above the plots
 
 
 PARAMS_NOTE = (
@@ -165,6 +169,7 @@ def build_page(
     title: str,
     commands: Sequence[str] = (),
     tasks: TaskPoints | None = None,
+    overview: SweepSummary | None = None,
 ) -> Page:
     """Every section of the report, once."""
     runs, constant = runs_table(results)
@@ -196,6 +201,7 @@ def build_page(
         tables=[s for s in sections if s.table.rows],
         laws=laws,
         commands=list(commands),
+        overview=overview,
     )
 
 
@@ -211,7 +217,7 @@ def summary_line(results: pl.DataFrame) -> str:
 
 
 # ---- formatting ------------------------------------------------------------------------------
-def _num(v: Any, kind: str = "g") -> str:
+def num_text(v: Any, kind: str = "g") -> str:
     if v is None or (isinstance(v, float) and not np.isfinite(v)):
         return "–"
     if isinstance(v, bool):
@@ -240,12 +246,12 @@ def runs_table(results: pl.DataFrame) -> tuple[Table, str]:
     """The runs, one row each; columns equal in every run move to a one-line note."""
     cols = [c for c in RUN_COLUMNS if c in results.columns]
     constant = [c for c in cols if c != "run" and results.height > 1 and results[c].n_unique() == 1]
-    note = ", ".join(f"{c} = {_num(results[c][0])}" for c in constant)
+    note = ", ".join(f"{c} = {num_text(results[c][0])}" for c in constant)
     cols = [c for c in cols if c not in constant]
     sort = [c for c in ("backbone", "non_embedding_params", "data_fraction") if c in cols]
     table = results.sort(sort) if sort else results
     rows = [
-        [_si(v) if c in SI_COLUMNS else _num(v) for c, v in zip(cols, row, strict=True)]
+        [_si(v) if c in SI_COLUMNS else num_text(v) for c, v in zip(cols, row, strict=True)]
         for row in table.select(cols).iter_rows()
     ]
     return Table([RUN_HEADERS.get(c, c) for c in cols], rows), note
@@ -263,9 +269,9 @@ def params_table(reports: Sequence[LawReport]) -> Table:
                     f.law.name if i == 0 else "",
                     rep.metric if i == 0 else "",
                     p,
-                    _num(f.params[p]),
-                    f"[{_num(lo)}, {_num(hi)}]",
-                    _num(f.r2) if i == 0 else "",
+                    num_text(f.params[p]),
+                    f"[{num_text(lo)}, {num_text(hi)}]",
+                    num_text(f.r2) if i == 0 else "",
                     str(len(f.y)) if i == 0 else "",
                 ]
             )
@@ -280,11 +286,11 @@ def holdout_table(reports: Sequence[LawReport]) -> Table:
             rep.name,
             rep.metric,
             h.run,
-            _num(h.predicted),
-            f"[{_num(h.lo)}, {_num(h.hi)}]",
-            _num(h.measured),
-            _num(h.rel_error, "pct"),
-            _num(h.inside),
+            num_text(h.predicted),
+            f"[{num_text(h.lo)}, {num_text(h.hi)}]",
+            num_text(h.measured),
+            num_text(h.rel_error, "pct"),
+            num_text(h.inside),
         ]
         for rep in reports
         for h in rep.holdout
@@ -299,7 +305,7 @@ def task_table(points: Sequence[tuple[str, float, dict[str, dict]]], metric: str
     labels = sorted({label for _, _, series in runs for label in series}, key=natural_key)
     header = ["group"] + [f"{name} (N={_si(n)})" for name, n, _ in runs]
     rows = [
-        [label] + [_num(series.get(label, {}).get(metric)) for _, _, series in runs]
+        [label] + [num_text(series.get(label, {}).get(metric)) for _, _, series in runs]
         for label in labels
     ]
     return Table(header, rows)

@@ -15,6 +15,12 @@ Runs live in ``<out>/runs/<name>``. A run with ``final.json`` is done and skippe
 one with a checkpoint resumes from it; one that raises is retried once and then
 reported in ``failures.json`` without stopping the others. Killing the sweep and
 running it again loses nothing but the epoch in progress.
+
+Several ``recscale sweep`` processes (on one machine, or on several sharing the directory)
+may work one sweep at once: a run is trained only under its claim, a file lock
+(:mod:`recscale.scaling.claims`), so each run is trained once, and a run whose worker died
+is taken over and resumed. Where the runs train is the executor (:mod:`.executors`: local
+processes, or Ray tasks).
 """
 
 from __future__ import annotations
@@ -22,10 +28,10 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
-from multiprocessing import get_context
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +40,17 @@ from pydantic import Field
 
 from recscale.config import StrictModel, apply_overrides, load_yaml, merge, validate
 from recscale.errors import RecscaleError
+from recscale.scaling.claims import (
+    FINISHED,
+    RunJob,
+    atomic_write,
+    atomic_write_text,
+    failures,
+    run_state,
+)
+from recscale.scaling.executors import EXECUTORS, ExecutorOptions
+from recscale.scaling.sweep_log import sweep_logging
+from recscale.scaling.sweep_view import Monitor, make_view
 from recscale.train.config import RunConfig, load_run_config
 from recscale.train.record import FINAL_JSON, read_run_record, results_row
 
@@ -54,6 +71,8 @@ class SweepSpec(StrictModel):
     )
     # Challenge tasks (recscale.eval.tasks) the report evaluates every run on.
     tasks: list[str] = Field(default_factory=list)
+    # Per run: CPUs and GPUs (Ray schedules by them; --cpus-per-run/--gpus-per-run override).
+    resources: RunResources = Field(default_factory=lambda: RunResources())
 
 
 @dataclass(frozen=True)
@@ -63,12 +82,22 @@ class SweepRun:
     config: RunConfig
 
 
+class RunResources(StrictModel):
+    """What one run asks of the executor: Ray schedules by it (1 CPU when unsaid), and a
+    run's torch threads follow ``cpus`` (unsaid: torch's default, split among local jobs)."""
+
+    cpus: float | None = Field(None, gt=0)
+    gpus: float = Field(0.0, ge=0)
+
+
 @dataclass
 class SweepResult:
     out_dir: Path
     results_path: Path
     finished: int
     failed: dict[str, str] = field(default_factory=dict)
+    warnings: list[tuple[str, int]] = field(default_factory=list)  # (text, times raised)
+    wall_s: float = 0.0
 
 
 def load_spec(
@@ -125,69 +154,51 @@ def run_name(sweep: str, coords: dict[str, Any]) -> str:
 def run_sweep(
     spec_path: str | Path,
     out_dir: str | Path | None = None,
-    jobs: int = 1,
+    *,
     overrides: list[str] | None = None,
+    executor: str = "local",
+    options: ExecutorOptions | None = None,
     progress: bool = True,
 ) -> SweepResult:
-    """Run (or resume) every run of a sweep, then write its results table."""
+    """Run (or resume) every run of a sweep, then write its results table.
+
+    Any number of processes may run one sweep directory at once: each run is trained by
+    whichever claims it first, and every process writes the same results table once all
+    runs are finished or failed. ``executor`` is a name in :data:`EXECUTORS`.
+    """
+    started = time.time()
     spec, runs = load_spec(spec_path, overrides)
     out = Path(out_dir) if out_dir is not None else Path("runs") / spec.name
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    (out / "spec.yaml").write_text(Path(spec_path).read_text())
-    (out / "command.txt").write_text(_command_line())
-    todo = [r for r in runs if not (out / "runs" / r.name / FINAL_JSON).is_file()]
-    failed: dict[str, str] = {}
-    _log(progress, f"sweep {spec.name}: {len(runs)} runs, {len(runs) - len(todo)} already done")
-    if jobs <= 1:
-        for i, run in enumerate(todo, start=1):
-            _log(progress, f"[{i}/{len(todo)}] {run.name}")
-            error = _run_with_retry(
-                run.config.model_dump(mode="json"), str(out / "runs" / run.name)
-            )
-            if error:
-                failed[run.name] = error
-    else:
-        ctx = get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-            futures = {
-                pool.submit(
-                    _run_with_retry,
-                    r.config.model_dump(mode="json"),
-                    str(out / "runs" / r.name),
-                    jobs,
-                ): r.name
-                for r in todo
-            }
-            for i, future in enumerate(as_completed(futures), start=1):
-                name = futures[future]
-                error = future.result()
-                _log(progress, f"[{i}/{len(todo)}] {name} {'failed' if error else 'done'}")
-                if error:
-                    failed[name] = error
-    (out / "failures.json").write_text(json.dumps(failed, indent=1))
+    atomic_write_text(out / "spec.yaml", Path(spec_path).read_text())
+    atomic_write_text(out / "command.txt", _command_line())
+    options = options or ExecutorOptions()
+    options = replace(
+        options,
+        cpus=spec.resources.cpus if options.cpus is None else options.cpus,
+        gpus=spec.resources.gpus if options.gpus is None else options.gpus,
+    )
+    runner = EXECUTORS.get(executor)(options)
+    jobs = [RunJob(r.name, r.config.model_dump(mode="json")) for r in runs]
+    done = sum(run_state(out, r.name, started) == FINISHED for r in runs)
+    view = make_view(f"sweep {spec.name}") if progress else None
+    say = view.say if view is not None else _quiet
+    say(f"sweep {spec.name}: {len(runs)} runs, {done} already done, executor {executor}")
+    monitor = Monitor(out, [r.config for r in runs], started, view) if view else nullcontext()
+    with sweep_logging(say) as said, monitor:
+        runner.run(out, jobs, started)
+    failed = failures(out, [r.name for r in runs])
+    atomic_write_text(out / "failures.json", json.dumps(failed, indent=1))
     table = collect_results(out, runs)
     path = write_results(table, out)
-    return SweepResult(out, path, finished=table.height, failed=failed)
-
-
-def _run_with_retry(config: dict[str, Any], run_dir: str, jobs: int = 1) -> str | None:
-    """Train one run, resuming if it has a checkpoint; retry once. Returns an error or None."""
-    import torch
-
-    from recscale.train.trainer import train
-
-    if jobs > 1:
-        torch.set_num_threads(max(1, (torch.get_num_threads()) // jobs))
-    cfg = RunConfig.model_validate(config)
-    error = None
-    for _attempt in range(2):
-        try:
-            return train(cfg, run_dir, resume=True).final.get("failure")  # a NaN stop fails it
-        except Exception as exc:  # a failed run must not stop the sweep
-            error = f"{type(exc).__name__}: {exc}"
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-            (Path(run_dir) / "error.txt").write_text(traceback.format_exc())
-    return error
+    return SweepResult(
+        out,
+        path,
+        finished=table.height,
+        failed=failed,
+        warnings=said.repeats(),
+        wall_s=time.time() - started,
+    )
 
 
 def collect_results(out: Path, runs: list[SweepRun]) -> pl.DataFrame:
@@ -215,9 +226,10 @@ def collect_results(out: Path, runs: list[SweepRun]) -> pl.DataFrame:
 
 
 def write_results(table: pl.DataFrame, out: Path) -> Path:
+    """Write the table as parquet and CSV, each atomically (several workers may write it)."""
     path = out / RESULTS_PARQUET
-    table.write_parquet(path)
-    table.write_csv(out / RESULTS_CSV)
+    atomic_write(path, table.write_parquet)
+    atomic_write(out / RESULTS_CSV, table.write_csv)
     return path
 
 
@@ -248,11 +260,10 @@ def _train_apen(cfg: RunConfig, cache: dict[str, float | None]) -> float | None:
 
 def _command_line() -> str:
     import shlex
-    import sys
 
     return " ".join(shlex.quote(a) for a in ["recscale", *sys.argv[1:]]) + "\n"
 
 
-def _log(enabled: bool, message: str) -> None:
-    if enabled:
-        print(message, flush=True)
+def _quiet(message: str) -> None:
+    if message.startswith(("warning", "error", "critical")):
+        print(message, file=sys.stderr, flush=True)
