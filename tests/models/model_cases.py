@@ -35,6 +35,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "sasrec": {"backbone": "sasrec"},
     "sasrec-pre": {"backbone": "sasrec", "sasrec": {"norm": "pre", "norm_affine": True}},
     "sasrec-post": {"backbone": "sasrec", "sasrec": {"norm": "post", "activation": "gelu"}},
+    "esasrec": {"backbone": "esasrec"},
+    "esasrec-absolute-gelu": {
+        "backbone": "esasrec",
+        "esasrec": {"positions": "absolute", "ffn": "gelu", "ffn_bias": True, "final_norm": True},
+    },
+    "esasrec-swiglu-bias": {"backbone": "esasrec", "ffn_mult": 1.0, "esasrec": {"ffn_bias": True}},
     "gpt": {"backbone": "gpt"},
     "gpt-bias": {"backbone": "gpt", "gpt": {"bias": True}},
     "llama": {"backbone": "llama"},

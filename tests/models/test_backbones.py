@@ -54,7 +54,7 @@ def test_batch_invariant(name: str) -> None:
             torch.testing.assert_close(alone[0], together[b], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", ["sasrec", "gpt", "llama", "hstu", "hstu-llama"])
+@pytest.mark.parametrize("name", ["sasrec", "esasrec", "gpt", "llama", "hstu", "hstu-llama"])
 def test_deterministic_with_seed(name: str) -> None:
     items, ts, lengths = random_batch(2, 8, [8, 5])
     outs = []
@@ -152,7 +152,7 @@ def test_behaviours_are_an_input_and_an_auxiliary_target() -> None:
         _model("hstu", predict_behaviour=True)
 
 
-@pytest.mark.parametrize("name", ["sasrec", "gpt", "llama", "hstu"])
+@pytest.mark.parametrize("name", ["sasrec", "esasrec", "gpt", "llama", "hstu"])
 def test_longer_than_max_len_is_refused(name: str) -> None:
     items, ts, lengths = random_batch(1, 13, [13])
     with pytest.raises(ValueError, match="max_len"):
@@ -174,7 +174,7 @@ def test_lengths_default_to_nonzero_count() -> None:
         torch.testing.assert_close(model.encode(items, ts), model.encode(items, ts, lengths))
 
 
-@pytest.mark.parametrize("name", ["sasrec", "gpt", "llama", "hstu", "hstu-rope"])
+@pytest.mark.parametrize("name", ["sasrec", "esasrec", "gpt", "llama", "hstu", "hstu-rope"])
 def test_meta_build_then_load_state_dict(name: str) -> None:
     """A model built on the meta device, materialised and loaded, computes the same outputs."""
     model = _model(name)
@@ -189,7 +189,9 @@ def test_meta_build_then_load_state_dict(name: str) -> None:
         )
 
 
-@pytest.mark.parametrize("name", ["sasrec", "gpt", "llama", "hstu", "hstu-softmax-llama-rope"])
+@pytest.mark.parametrize(
+    "name", ["sasrec", "esasrec", "gpt", "llama", "hstu", "hstu-softmax-llama-rope"]
+)
 def test_bf16_autocast_runs(name: str) -> None:
     model = _model(name).train()
     items, ts, lengths = random_batch(2, 6, [6, 3])

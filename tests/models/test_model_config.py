@@ -25,7 +25,7 @@ def test_defaults_are_the_hstu_ml1m_setting() -> None:
     [
         ({"dimm": 4}, "unknown key 'dimm'"),
         ({"hstu": {"rabb": "none"}}, "unknown key 'hstu.rabb'"),
-        ({"backbone": "bert"}, "known: gpt, hstu, llama, sasrec"),
+        ({"backbone": "bert"}, "known: esasrec, gpt, hstu, llama, sasrec"),
         ({"hstu": {"attention": "relu"}}, "hstu.attention"),
         ({"dropout": 1.5}, "dropout"),
     ],

@@ -37,7 +37,7 @@ def test_counts_match_module_and_closed_form(name: str) -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(
-    backbone=st.sampled_from(["hstu", "sasrec", "gpt", "llama"]),
+    backbone=st.sampled_from(["hstu", "sasrec", "esasrec", "gpt", "llama"]),
     heads=st.integers(1, 4),
     head_dim=st.sampled_from([2, 4, 6]),
     layers=st.integers(1, 3),
@@ -58,9 +58,16 @@ def test_counts_match_module_and_closed_form(name: str) -> None:
         {"norm": st.sampled_from(["sasrec", "pre", "post"]), "norm_affine": st.booleans()}
     ),
     gpt=st.fixed_dictionaries({"bias": st.booleans(), "norm_affine": st.booleans()}),
+    esasrec=st.fixed_dictionaries(
+        {
+            "ffn": st.sampled_from(["swiglu", "gelu"]),
+            "ffn_bias": st.booleans(),
+            "final_norm": st.booleans(),
+        }
+    ),
 )
 def test_closed_form_on_random_configs(
-    backbone, heads, head_dim, layers, max_len, ffn_mult, tied, switches, sasrec, gpt
+    backbone, heads, head_dim, layers, max_len, ffn_mult, tied, switches, sasrec, gpt, esasrec
 ) -> None:
     cfg = ModelConfig(
         backbone=backbone,
@@ -73,6 +80,7 @@ def test_closed_form_on_random_configs(
         hstu=switches,
         sasrec=sasrec,
         gpt=gpt,
+        esasrec=esasrec,
     )
     assert count_parameters_meta(cfg, 11) == count_parameters_from_config(cfg, 11)
 

@@ -1,4 +1,4 @@
-"""Sequential recommenders behind one contract: SASRec, HSTU, Llama-style, GPT-style.
+"""Sequential recommenders behind one contract: SASRec, eSASRec, HSTU, Llama-style, GPT-style.
 
 ``build_model(cfg, num_items)`` returns a :class:`SequenceRecommender`;
 ``encode(items, timestamps, lengths) -> hidden [B, N, D]`` is causal, logits are
@@ -6,9 +6,10 @@
 """
 
 # Importing the backbones registers them in ENCODERS.
-from recscale.models import gpt, hstu, llama, sasrec
+from recscale.models import esasrec, gpt, hstu, llama, sasrec
 from recscale.models.base import SequenceRecommender, build_model
 from recscale.models.config import (
+    ESASRecOptions,
     GPTOptions,
     HSTUOptions,
     LlamaOptions,
@@ -28,11 +29,12 @@ from recscale.models.size import (
     flops_per_token,
 )
 
-del gpt, hstu, llama, sasrec
+del esasrec, gpt, hstu, llama, sasrec
 
 __all__ = [
     "ENCODERS",
     "PRESETS",
+    "ESASRecOptions",
     "Encoder",
     "FlopCounts",
     "GPTOptions",

@@ -7,7 +7,8 @@ so an ablation is a config value, never a subclass.
 
 Defaults: the top-level ones are the HSTU paper's ML-1M setting (d=50, 2 blocks, 1 head,
 dropout 0.2, max length 200); the per-backbone sections match the official code
-(``generative-recommenders`` for HSTU and SASRec, nanoGPT for GPT, Llama for Llama).
+(``generative-recommenders`` for HSTU and SASRec, RecTools for eSASRec, nanoGPT for GPT, Llama
+for Llama).
 """
 
 from __future__ import annotations
@@ -57,6 +58,21 @@ class SASRecOptions(StrictModel):
     activation: Literal["relu", "gelu"] = "relu"
     # generative-recommenders uses F.layer_norm without gain/bias (eps 1e-8).
     norm_affine: bool = False
+
+
+class ESASRecOptions(StrictModel):
+    """eSASRec's LiGR block as the eSASRec benchmark builds it (RecTools ``LiGRLayer``).
+
+    Defaults follow that code: a bias-free SwiGLU FFN, positions counted back from the most
+    recent item, no norm after the last block.
+    """
+
+    ffn: Literal["swiglu", "gelu"] = "swiglu"
+    ffn_bias: bool = False
+    # "inverse": position 0 is the most recent item (RecTools' LearnableInversePositionalEncoding
+    # on left-padded windows); "absolute": position 0 is the first item of the window (SASRec).
+    positions: Literal["inverse", "absolute"] = "inverse"
+    final_norm: bool = False
 
 
 class GPTOptions(StrictModel):
@@ -113,6 +129,7 @@ class ModelConfig(StrictModel):
 
     hstu: HSTUOptions = Field(default_factory=HSTUOptions)
     sasrec: SASRecOptions = Field(default_factory=SASRecOptions)
+    esasrec: ESASRecOptions = Field(default_factory=ESASRecOptions)
     gpt: GPTOptions = Field(default_factory=GPTOptions)
     llama: LlamaOptions = Field(default_factory=LlamaOptions)
 
