@@ -18,10 +18,12 @@ from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from recscale.config import StrictModel
 from recscale.registry import Registry
+from recscale.train.chunked_ce import chunked_cross_entropy, cross_entropy_reference
+from recscale.train.sampled import gathered_dot, per_sequence_logits, rows_of
 
 
 class LossConfig(StrictModel):
@@ -29,10 +31,21 @@ class LossConfig(StrictModel):
 
     name: Literal["full_softmax", "sampled_softmax", "in_batch", "bce"] = "sampled_softmax"
     num_negatives: int = Field(128, ge=1, description="sampled_softmax: negatives per step")
-    shared_negatives: bool = Field(
-        True,
-        description="sampled_softmax: one set of negatives for the whole batch"
-        " (false: a set per position, as the HSTU code samples them)",
+    shared_negatives: bool | None = Field(
+        None,
+        description="sampled_softmax: one set of negatives for the whole batch (None: true)"
+        " or a set per position (false, as the HSTU code samples them); see sharing",
+    )
+    sharing: Literal["batch", "sequence", "position"] | None = Field(
+        None,
+        description="sampled_softmax: which positions share one set of negatives: the batch,"
+        " each sequence, or none (None: from shared_negatives)",
+    )
+    impl: Literal["reference", "fast"] = Field(
+        "fast",
+        description="full_softmax and per-position sampled_softmax: 'fast' computes the same"
+        " loss in chunks (no [positions, items] or [positions, negatives, D] tensor);"
+        " 'reference' is the plain PyTorch path",
     )
     temperature: float | None = Field(None, gt=0, description="None: the model's temperature")
     logq_correction: bool = Field(
@@ -41,6 +54,26 @@ class LossConfig(StrictModel):
     behaviour_weight: float = Field(
         1.0, ge=0.0, description="weight of the next-behaviour loss (model.predict_behaviour)"
     )
+
+    @model_validator(mode="after")
+    def _one_sharing(self) -> LossConfig:
+        if (
+            self.sharing is not None
+            and self.shared_negatives is not None
+            and self.shared_negatives != (self.sharing != "position")
+        ):
+            raise ValueError(
+                f"sharing={self.sharing!r} contradicts shared_negatives={self.shared_negatives};"
+                " set only one of them"
+            )
+        return self
+
+    @property
+    def negatives_shared_by(self) -> str:
+        """``"batch"``, ``"sequence"`` or ``"position"``."""
+        if self.sharing is not None:
+            return self.sharing
+        return "position" if self.shared_negatives is False else "batch"
 
 
 LOSSES: Registry[type[Loss]] = Registry("loss")
@@ -110,12 +143,17 @@ def _randint(
 
 @register_loss("full_softmax")
 class FullSoftmax(Loss):
-    """Cross-entropy over all items ``1..num_items``."""
+    """Cross-entropy over all items ``1..num_items``.
+
+    ``impl="fast"`` (:func:`~recscale.train.chunked_ce.chunked_cross_entropy`) never holds
+    the ``[M, I]`` logit matrix, so memory stays flat in catalogue size; ``"reference"``
+    is ``F.cross_entropy`` on the full logits.
+    """
 
     def positions(self, model, query, pos, targets, mask, generator):
         items = model.item_vectors().float()[1:]  # [I, D]
-        logits = query @ items.T / self.temperature(model)
-        return F.cross_entropy(logits, pos - 1, reduction="sum")
+        ce = chunked_cross_entropy if self.cfg.impl == "fast" else cross_entropy_reference
+        return ce(query, items, pos - 1, self.temperature(model))
 
 
 @register_loss("sampled_softmax")
@@ -162,13 +200,23 @@ class SampledSoftmax(Loss):
         num_items, k = num_items_of(model), self.cfg.num_negatives
         tau = self.temperature(model)
         pos_logit = (query * model.item_vectors(pos).float()).sum(-1, keepdim=True) / tau
-        if self.cfg.shared_negatives:
+        sharing = self.cfg.negatives_shared_by
+        if sharing == "batch":
             negatives = self.sample(num_items, (k,), generator, query.device)  # [K]
             neg_logits = query @ model.item_vectors(negatives).float().T / tau  # [M, K]
             hits = pos.unsqueeze(1) == negatives.unsqueeze(0)
+        elif sharing == "sequence":
+            negatives = self.sample(num_items, (mask.shape[0], k), generator, query.device)
+            vectors = item_rows(model, negatives)  # [B, K, D]
+            neg_logits = per_sequence_logits(query, vectors, mask) / tau  # [M, K]
+            negatives = negatives[rows_of(mask)]  # [M, K]: each position's own negatives
+            hits = pos.unsqueeze(1) == negatives
         else:
             negatives = self.sample(num_items, (len(pos), k), generator, query.device)  # [M, K]
-            neg_logits = per_position_logits(model, query, negatives) / tau
+            if self.cfg.impl == "fast":
+                neg_logits = per_position_logits_fast(model, query, negatives) / tau
+            else:
+                neg_logits = per_position_logits(model, query, negatives) / tau
             hits = pos.unsqueeze(1) == negatives
         if self.cfg.logq_correction:
             neg_logits = neg_logits - self.log_kq(negatives, num_items)
@@ -194,6 +242,24 @@ def per_position_logits(
     if dense:
         return (query @ model.item_vectors().float().T).gather(1, negatives)
     return torch.einsum("md,mkd->mk", query, model.item_vectors(negatives).float())
+
+
+def per_position_logits_fast(
+    model: Any, query: torch.Tensor, negatives: torch.Tensor
+) -> torch.Tensor:
+    """:func:`per_position_logits` without the ``[M, K, D]`` tensor: the item table is
+    scored once (normalised once, not per gathered row) and gathered chunk by chunk."""
+    if num_items_of(model) <= DENSE_GATHER_RATIO * negatives.shape[1]:
+        return per_position_logits(model, query, negatives, dense=True)
+    return gathered_dot(query, model.item_vectors().float(), negatives)
+
+
+def item_rows(model: Any, ids: torch.Tensor) -> torch.Tensor:
+    """``model.item_vectors(ids)`` in fp32; with at least as many ids as items, the table
+    is prepared once (normalised, side features added) and gathered, instead of per id."""
+    if ids.numel() >= num_items_of(model):
+        return model.item_vectors().float()[ids]
+    return model.item_vectors(ids).float()
 
 
 @register_loss("in_batch")
