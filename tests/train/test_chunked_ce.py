@@ -1,4 +1,4 @@
-"""The chunked full-softmax cross-entropy against F.cross_entropy on the full logits."""
+"""The chunked cross-entropies against plain PyTorch on the full logit matrix."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from recscale.train.chunked_ce import (
     chunk_rows,
     chunked_cross_entropy,
     cross_entropy_reference,
+    shared_sampled_cross_entropy,
 )
 
 
@@ -91,3 +92,88 @@ def test_bf16_autocast_keeps_fp32_math():
         got = chunked_cross_entropy(query, items, targets, 0.05, rows=6)
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-4)
+
+
+def shared_sampled_reference(query, positive, negatives, tau, bias, pos_ids, neg_ids):
+    """The plain formula: positive logit, shifted negatives, accidental hits masked."""
+    pos_logit = (query * positive).sum(-1, keepdim=True) / tau
+    neg_logits = query @ negatives.T / tau
+    if bias is not None:
+        neg_logits = neg_logits + bias
+    neg_logits = neg_logits.masked_fill(pos_ids.unsqueeze(1) == neg_ids.unsqueeze(0), -torch.inf)
+    logits = torch.cat([pos_logit, neg_logits], dim=1)
+    return (torch.logsumexp(logits, dim=1) - pos_logit.squeeze(1)).sum()
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    m=st.integers(1, 30),
+    k=st.integers(1, 25),
+    num_items=st.integers(1, 12),  # few items: many accidental hits and repeated negatives
+    dim=st.integers(1, 6),
+    rows=st.integers(1, 40),
+    bias_kind=st.sampled_from(["none", "scalar", "vector"]),
+    seed=st.integers(0, 2**16),
+)
+def test_shared_sampled_equals_the_plain_formula(m, k, num_items, dim, rows, bias_kind, seed):
+    g = torch.Generator().manual_seed(seed)
+    table = torch.randn(num_items + 1, dim, generator=g, dtype=torch.float64, requires_grad=True)
+    query = torch.randn(m, dim, generator=g, dtype=torch.float64, requires_grad=True)
+    pos_ids = torch.randint(1, num_items + 1, (m,), generator=g)
+    neg_ids = torch.randint(1, num_items + 1, (k,), generator=g)
+    bias = {
+        "none": None,
+        "scalar": 0.7,
+        "vector": torch.randn(k, generator=g, dtype=torch.float64),
+    }[bias_kind]
+    args = (query, table[pos_ids], table[neg_ids], 0.3, bias, pos_ids, neg_ids)
+    want = shared_sampled_reference(*args)
+    got = shared_sampled_cross_entropy(*args, rows=rows)
+    torch.testing.assert_close(got, want)
+    for w, o in zip(
+        torch.autograd.grad(want, [query, table], retain_graph=True),  # shares table[ids]
+        torch.autograd.grad(got, [query, table]),
+        strict=True,
+    ):
+        torch.testing.assert_close(o, w)
+
+
+def test_shared_sampled_without_hit_check_and_without_grad():
+    g = torch.Generator().manual_seed(0)
+    query, positive, negatives = (torch.randn(n, 4, generator=g) for n in (6, 6, 9))
+    want = shared_sampled_reference(
+        query, positive, negatives, 0.5, None, torch.zeros(6), torch.ones(9)
+    )
+    torch.testing.assert_close(shared_sampled_cross_entropy(query, positive, negatives, 0.5), want)
+
+
+@pytest.mark.parametrize("scoring", ["dot", "cosine"])
+def test_full_softmax_fast_equals_reference_on_a_real_backbone(scoring):
+    from recscale.models import ModelConfig, build_model
+    from recscale.train.losses import LossConfig, build_loss
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(dim=16, scoring=scoring, temperature=0.1), num_items=300)
+    model.eval()  # no dropout: both passes see the same hidden states
+    items = torch.randint(1, 301, (5, 9))
+    items[2, 5:] = 0
+    targets = torch.randint(1, 301, (5, 9))
+    targets[2, 5:] = 0
+    out = {}
+    for impl in ("reference", "fast"):
+        model.zero_grad()
+        hidden = model.encode(items, None, (items != 0).sum(1))
+        hidden.retain_grad()
+        total, count = build_loss(LossConfig(name="full_softmax", impl=impl))(
+            model, hidden, targets, None
+        )
+        total.backward()
+        grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+        out[impl] = (total.detach(), count, hidden.grad.clone(), grads)
+    ref, fast = out["reference"], out["fast"]
+    assert ref[1] == fast[1] == 41
+    torch.testing.assert_close(fast[0], ref[0])
+    torch.testing.assert_close(fast[2], ref[2])  # w.r.t. hidden states
+    assert len(fast[3]) == len(ref[3])
+    for f, r in zip(fast[3], ref[3], strict=True):  # item table and every other parameter
+        torch.testing.assert_close(f, r, rtol=1e-4, atol=1e-6)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from recscale.config import validate
 from recscale.errors import RecscaleError
-from recscale.train.losses import LossConfig, build_loss
+from recscale.train.losses import LossConfig, SampledSoftmax, build_loss
 from recscale.train.sampled import gathered_dot, per_sequence_logits, rows_of
 from tests.train.test_losses import TinyModel
 
@@ -157,3 +157,22 @@ def test_sharing_config():
     # A resolved config written into a run directory reads back the same.
     cfg = LossConfig(sharing="sequence")
     assert validate(LossConfig, cfg.model_dump()) == cfg
+
+
+@pytest.mark.parametrize("logq", [False, True])
+@pytest.mark.parametrize("probs", [False, True])
+def test_fast_shared_batch_equals_the_reference(logq, probs):
+    model = TinyModel(num_items=12, dim=5)
+    hidden, targets = random_batch(12, seed=7)  # 12 items, 20 negatives: many accidental hits
+    weights = torch.cat([torch.zeros(1), torch.linspace(1.0, 3.0, 12)]) if probs else None
+    out = {}
+    for impl in ("reference", "fast"):
+        cfg = LossConfig(num_negatives=20, sharing="batch", logq_correction=logq, impl=impl)
+        loss = SampledSoftmax(cfg, probs=None if weights is None else weights / weights.sum())
+        h = hidden.clone().requires_grad_()
+        total, count = loss(model, h, targets, torch.Generator().manual_seed(2))
+        out[impl] = (total, count, *torch.autograd.grad(total, [h, model.emb]))
+    assert out["fast"][1] == out["reference"][1] == 15
+    for r, f in zip(out["reference"], out["fast"], strict=True):
+        if isinstance(r, torch.Tensor):
+            torch.testing.assert_close(f, r, rtol=1e-5, atol=1e-5)

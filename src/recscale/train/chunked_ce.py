@@ -56,61 +56,123 @@ def chunked_cross_entropy(
     Returns:
         A 0-dim tensor; differentiable in ``query`` and ``items``.
     """
-    rows = rows or chunk_rows(items.shape[0])
-    if torch.is_grad_enabled() and (query.requires_grad or items.requires_grad):
-        return _FusedChunkedCE.apply(query, items, targets, float(tau), rows)
+    return _apply(query, items, None, tau, rows, targets=targets)
+
+
+def shared_sampled_cross_entropy(
+    query: torch.Tensor,
+    positive: torch.Tensor,
+    negatives: torch.Tensor,
+    tau: float,
+    bias: torch.Tensor | float | None = None,
+    positive_ids: torch.Tensor | None = None,
+    negative_ids: torch.Tensor | None = None,
+    rows: int | None = None,
+) -> torch.Tensor:
+    """Sampled softmax with one set of ``K`` negatives shared by all ``M`` positions:
+
+    ``sum_m -s_m+ + log(exp(s_m+) + sum_j [neg_j != pos_m] exp(s_mj + bias_j))`` with
+    ``s_m+ = query_m . positive_m / tau`` and ``s_mj = query_m . negatives_j / tau``.
+
+    Args:
+        query: [M, D]; positive: [M, D] each position's positive vector.
+        negatives: [K, D] the shared negatives' vectors.
+        bias: [K] or a scalar added to every negative logit (a logQ correction), or None.
+        positive_ids, negative_ids: [M] and [K] item ids; a negative equal to the
+            position's positive (an accidental hit) is left out. None: no check.
+        rows: positions per chunk (default: :func:`chunk_rows` of ``K``).
+
+    Returns:
+        A 0-dim tensor; differentiable in ``query``, ``positive`` and ``negatives``.
+    """
+    hits = None if positive_ids is None else (positive_ids, negative_ids)
+    return _apply(query, negatives, positive, tau, rows, bias=bias, hits=hits)
+
+
+def _apply(query, classes, positive, tau, rows, **kw):
+    rows = rows or chunk_rows(classes.shape[0])
+    inputs = [t for t in (query, classes, positive) if t is not None]
+    if torch.is_grad_enabled() and any(t.requires_grad for t in inputs):
+        return _FusedCE.apply(query, classes, positive, float(tau), rows, kw)
     with torch.no_grad():
-        return _forward(query, items, targets, float(tau), rows, grads=False)[0]
+        return _forward(query, classes, positive, float(tau), rows, grads=False, **kw)[0]
 
 
 def _forward(
     query: torch.Tensor,
-    items: torch.Tensor,
-    targets: torch.Tensor,
+    classes: torch.Tensor,
+    positive: torch.Tensor | None,
     tau: float,
     rows: int,
     grads: bool,
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """Loss sum and, with ``grads``, ``dL/dquery [M, D]`` and ``dL/ditems [I, D]``."""
-    m, num_items = query.shape[0], items.shape[0]
+    targets: torch.Tensor | None = None,
+    bias: torch.Tensor | float | None = None,
+    hits: tuple[torch.Tensor, torch.Tensor] | None = None,
+):
+    """Loss sum and, with ``grads``, the gradients w.r.t. query, classes and positive.
+
+    The true class of row m is ``classes[targets[m]]`` when ``positive`` is None, else the
+    extra column ``positive[m]`` (not among ``classes``).
+    """
+    m, n = query.shape[0], classes.shape[0]
     qs = query / tau  # folding 1/tau into the query saves a pass over each chunk
     total = torch.zeros((), dtype=torch.float64, device=query.device)
     grad_q = torch.empty_like(qs) if grads else None
-    grad_items = torch.zeros_like(items) if grads else None
-    buffer = torch.empty(min(rows, m) * num_items, dtype=qs.dtype, device=qs.device)
-    items_t = items.T
+    grad_classes = torch.zeros_like(classes) if grads else None
+    grad_pos = torch.empty_like(positive) if grads and positive is not None else None
+    buffer = torch.empty(min(rows, m) * n, dtype=qs.dtype, device=qs.device)
+    classes_t = classes.T
     for start in range(0, m, rows):
-        q = qs[start : start + rows]
-        t = targets[start : start + rows]
+        chunk = slice(start, start + rows)
+        q = qs[chunk]
         c = q.shape[0]
-        s = torch.mm(q, items_t, out=buffer[: c * num_items].view(c, num_items))  # [c, I]
-        target_logit = s.gather(1, t.unsqueeze(1)).squeeze(1)
-        peak = s.amax(1, keepdim=True)
-        e = s.sub_(peak).exp_()  # in place: the buffer now holds exp(s - max)
-        z = e.sum(1, keepdim=True)
-        lse = peak.squeeze(1) + z.log().squeeze(1)
-        total += (lse - target_logit).sum(dtype=torch.float64)
-        if grads:
-            # dL/ds = e / z - onehot(t); 1/z is applied to the [c, D] factors, not to e.
-            gq = torch.mm(e, items, out=grad_q[start : start + c])
-            gq.div_(z).sub_(items[t])
-            grad_items.addmm_(e.T, q / z)
-            grad_items.index_add_(0, t, q, alpha=-1.0)
+        s = torch.mm(q, classes_t, out=buffer[: c * n].view(c, n))  # [c, n]
+        if bias is not None:
+            s.add_(bias)
+        if hits is not None:
+            s.masked_fill_(hits[0][chunk].unsqueeze(1) == hits[1].unsqueeze(0), -torch.inf)
+        if positive is None:
+            t = targets[chunk]
+            true_logit = s.gather(1, t.unsqueeze(1)).squeeze(1)
+            peak = s.amax(1)
+        else:
+            true_logit = (q * positive[chunk]).sum(1)
+            peak = torch.maximum(s.amax(1), true_logit)
+        e = s.sub_(peak.unsqueeze(1)).exp_()  # in place: the buffer now holds exp(s - max)
+        z = e.sum(1)
+        if positive is not None:
+            e_true = (true_logit - peak).exp()
+            z = z + e_true
+        total += (peak + z.log() - true_logit).sum(dtype=torch.float64)
+        if not grads:
+            continue
+        # dL/ds = e / z - onehot(true); 1/z is applied to the [c, D] factors, not to e.
+        z = z.unsqueeze(1)
+        gq = torch.mm(e, classes, out=grad_q[chunk]).div_(z)
+        grad_classes.addmm_(e.T, q / z)
+        if positive is None:
+            gq.sub_(classes[t])
+            grad_classes.index_add_(0, t, q, alpha=-1.0)
+        else:
+            g_true = e_true.unsqueeze(1) / z - 1.0  # [c, 1]
+            gq.add_(g_true * positive[chunk])
+            grad_pos[chunk] = g_true * q
     loss = total.to(query.dtype)
     if grads:
         grad_q = grad_q / tau  # d(qs)/d(query) = 1/tau
-    return loss, grad_q, grad_items
+    return loss, grad_q, grad_classes, grad_pos
 
 
-class _FusedChunkedCE(torch.autograd.Function):
+class _FusedCE(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, query, items, targets, tau, rows):
+    def forward(ctx, query, classes, positive, tau, rows, kw):
         with torch.autocast(query.device.type, enabled=False), torch.no_grad():
-            loss, grad_q, grad_items = _forward(query, items, targets, tau, rows, grads=True)
-        ctx.save_for_backward(grad_q, grad_items)
+            loss, *grads = _forward(query, classes, positive, tau, rows, grads=True, **kw)
+        ctx.save_for_backward(*grads[:2], *grads[2:] if positive is not None else ())
         return loss
 
     @staticmethod
     def backward(ctx, grad_loss):
-        grad_q, grad_items = ctx.saved_tensors
-        return grad_q * grad_loss, grad_items * grad_loss, None, None, None
+        grads = [g * grad_loss for g in ctx.saved_tensors]
+        grad_pos = grads[2] if len(grads) == 3 else None
+        return grads[0], grads[1], grad_pos, None, None, None
