@@ -176,3 +176,37 @@ def test_fast_shared_batch_equals_the_reference(logq, probs):
     for r, f in zip(out["reference"], out["fast"], strict=True):
         if isinstance(r, torch.Tensor):
             torch.testing.assert_close(f, r, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("impl", ["reference", "fast"])
+@pytest.mark.parametrize("logq", [False, True])
+def test_mixed_in_batch_and_uniform_negatives_by_brute_force(monkeypatch, impl, logq):
+    from collections import Counter
+
+    model = TinyModel(num_items=9)
+    hidden = model.encode(torch.tensor([[1, 2, 3], [4, 5, 0]]))
+    targets = torch.tensor([[2, 3, 2], [5, 0, 0]])  # batch targets: 2 twice, 3, 5
+    drawn = torch.tensor([3, 8, 8])  # 3 is also a batch target; 8 drawn twice
+    cfg = LossConfig(num_negatives=3, in_batch_negatives=True, logq_correction=logq, impl=impl)
+    loss = build_loss(cfg)
+    monkeypatch.setattr(loss, "sample", lambda n, size, g, d: drawn)
+    total, count = loss(model, hidden, targets, None)
+    assert count == 4
+    counts = Counter([2, 3, 2, 5])
+    # Columns: the distinct batch targets, then the draws; E_j = c_j + K / I.
+    columns = [(j, math.log((c + 3 / 9) / c)) for j, c in sorted(counts.items())]
+    columns += [(int(j), math.log(counts.get(int(j), 0) + 3 / 9)) for j in drawn]
+    want = 0.0
+    for b, n in [(0, 0), (0, 1), (0, 2), (1, 0)]:
+        pos = int(targets[b, n])
+        s = {i: float(hidden[b, n] @ model.emb[i]) / 0.5 for i in range(1, 10)}
+        z = math.exp(s[pos]) + sum(
+            math.exp(s[j] - (shift if logq else 0.0)) for j, shift in columns if j != pos
+        )
+        want += -s[pos] + math.log(z)
+    assert float(total) == pytest.approx(want, rel=1e-5)
+
+
+def test_in_batch_negatives_need_batch_sharing():
+    with pytest.raises(RecscaleError, match="in_batch_negatives needs sharing=batch"):
+        validate(LossConfig, {"in_batch_negatives": True, "sharing": "sequence"})

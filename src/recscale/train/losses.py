@@ -55,6 +55,11 @@ class LossConfig(StrictModel):
     logq_correction: bool = Field(
         False, description="subtract log sampling probability from negative logits"
     )
+    in_batch_negatives: bool = Field(
+        False,
+        description="sampled_softmax with sharing=batch: the batch's distinct targets are"
+        " negatives too, beside the sampled ones (mixed negative sampling, Yang et al. 2020)",
+    )
     behaviour_weight: float = Field(
         1.0, ge=0.0, description="weight of the next-behaviour loss (model.predict_behaviour)"
     )
@@ -70,6 +75,8 @@ class LossConfig(StrictModel):
                 f"sharing={self.sharing!r} contradicts shared_negatives={self.shared_negatives};"
                 " set only one of them"
             )
+        if self.in_batch_negatives and self.negatives_shared_by != "batch":
+            raise ValueError("in_batch_negatives needs sharing=batch")
         return self
 
     @property
@@ -204,17 +211,19 @@ class SampledSoftmax(Loss):
         num_items, k = num_items_of(model), self.cfg.num_negatives
         tau = self.temperature(model)
         positive = model.item_vectors(pos).float()  # [M, D]
-        sharing = self.cfg.negatives_shared_by
-        if sharing == "batch" and self.cfg.impl == "fast":
-            negatives = self.sample(num_items, (k,), generator, query.device)  # [K]
-            bias = -self.log_kq(negatives, num_items) if self.cfg.logq_correction else None
-            vectors = item_rows(model, negatives)
-            return shared_sampled_cross_entropy(
-                query, positive, vectors, tau, bias, positive_ids=pos, negative_ids=negatives
-            )
-        pos_logit = (query * positive).sum(-1, keepdim=True) / tau
+        sharing, fast = self.cfg.negatives_shared_by, self.cfg.impl == "fast"
+        logq = self.cfg.logq_correction
         if sharing == "batch":
             negatives = self.sample(num_items, (k,), generator, query.device)  # [K]
+            shift = self.log_kq(negatives, num_items) if logq else None
+            if self.cfg.in_batch_negatives:
+                negatives, shift = self.add_batch_items(pos, negatives, num_items)
+            if fast:
+                vectors = item_rows(model, negatives)
+                bias = None if shift is None else -shift
+                return shared_sampled_cross_entropy(
+                    query, positive, vectors, tau, bias, positive_ids=pos, negative_ids=negatives
+                )
             neg_logits = query @ model.item_vectors(negatives).float().T / tau  # [M, K]
             hits = pos.unsqueeze(1) == negatives.unsqueeze(0)
         elif sharing == "sequence":
@@ -223,18 +232,48 @@ class SampledSoftmax(Loss):
             neg_logits = per_sequence_logits(query, vectors, mask) / tau  # [M, K]
             negatives = negatives[rows_of(mask)]  # [M, K]: each position's own negatives
             hits = pos.unsqueeze(1) == negatives
+            shift = self.log_kq(negatives, num_items) if logq else None
         else:
             negatives = self.sample(num_items, (len(pos), k), generator, query.device)  # [M, K]
-            if self.cfg.impl == "fast":
+            if fast:
                 neg_logits = per_position_logits_fast(model, query, negatives) / tau
             else:
                 neg_logits = per_position_logits(model, query, negatives) / tau
             hits = pos.unsqueeze(1) == negatives
-        if self.cfg.logq_correction:
-            neg_logits = neg_logits - self.log_kq(negatives, num_items)
+            shift = self.log_kq(negatives, num_items) if logq else None
+        pos_logit = (query * positive).sum(-1, keepdim=True) / tau
+        if shift is not None:
+            neg_logits = neg_logits - shift
         neg_logits = neg_logits.masked_fill(hits, -torch.inf)
         logits = torch.cat([pos_logit, neg_logits], dim=1)
         return -(pos_logit.squeeze(1) - torch.logsumexp(logits, dim=1)).sum()
+
+    def add_batch_items(
+        self, pos: torch.Tensor, negatives: torch.Tensor, num_items: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Mixed negatives: the batch's distinct targets ``U`` before the sampled ``K``.
+
+        Returns ``(ids [U + K], shift [U + K] | None)``. With ``logq_correction`` every
+        column stands for the expected number of times the mixed sample holds its item,
+        ``E_j = c_j + K q_j`` (``c_j`` its count among the batch's targets): an in-batch
+        column counts its ``c_j`` copies, ``shift = log(E_j / c_j)``; a sampled one
+        ``shift = log E_j``. ``exp(s_pos) + sum exp(s_j - shift_j)`` then estimates the
+        full partition function, as the plain logQ correction does.
+        """
+        batch_items, counts = torch.unique(pos, return_counts=True)
+        ids = torch.cat([batch_items, negatives])
+        if not self.cfg.logq_correction:
+            return ids, None
+        k = self.cfg.num_negatives
+        if self.probs is None:
+            kq = torch.full(ids.shape, k / num_items, device=ids.device)
+        else:
+            kq = k * self.probs.to(ids.device)[ids].float()
+        where = torch.searchsorted(batch_items, ids).clamp(max=len(batch_items) - 1)
+        c = torch.where(batch_items[where] == ids, counts[where], 0).float()
+        expected = c + kq
+        copies = torch.cat([counts.float(), torch.ones_like(negatives, dtype=torch.float)])
+        return ids, torch.log(expected / copies)
 
 
 # Scoring the whole catalogue and gathering beats gathering M*K item vectors while the
