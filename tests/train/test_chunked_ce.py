@@ -12,6 +12,7 @@ from recscale.train.chunked_ce import (
     chunk_rows,
     chunked_cross_entropy,
     cross_entropy_reference,
+    matches,
     shared_sampled_cross_entropy,
 )
 
@@ -177,3 +178,17 @@ def test_full_softmax_fast_equals_reference_on_a_real_backbone(scoring):
     assert len(fast[3]) == len(ref[3])
     for f, r in zip(fast[3], ref[3], strict=True):  # item table and every other parameter
         torch.testing.assert_close(f, r, rtol=1e-4, atol=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    rows=st.lists(st.integers(0, 6), max_size=20),
+    columns=st.lists(st.integers(0, 6), max_size=20),
+)
+def test_matches_are_the_equal_pairs(rows, columns):
+    r, c = torch.tensor(rows, dtype=torch.long), torch.tensor(columns, dtype=torch.long)
+    got = matches(r, c)
+    want = (r.unsqueeze(1) == c.unsqueeze(0)).nonzero()
+    pairs = zip(got[0].tolist(), got[1].tolist(), strict=True)
+    assert sorted(pairs) == [tuple(p) for p in want.tolist()]
+    assert got[0].tolist() == sorted(got[0].tolist())  # rows ascending, as the chunks need

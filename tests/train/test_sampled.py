@@ -51,16 +51,36 @@ def test_gathered_dot_with_a_frozen_input():
     torch.testing.assert_close(got, want)
 
 
-def test_per_sequence_logits_by_brute_force():
-    g = torch.Generator().manual_seed(0)
-    mask = torch.tensor([[True, True, False], [False, False, False], [True, True, True]])
-    query = torch.randn(int(mask.sum()), 4, generator=g)
-    negatives = torch.randn(3, 5, 4, generator=g)
-    got = per_sequence_logits(query, negatives, mask)
+@settings(max_examples=30, deadline=None)
+@given(
+    b=st.integers(1, 9),
+    n=st.integers(1, 8),
+    k=st.integers(1, 6),
+    groups=st.integers(1, 12),
+    seed=st.integers(0, 2**16),
+)
+def test_per_sequence_logits_by_brute_force(b, n, k, groups, seed):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.rand(b, n, generator=g) < 0.6  # any pattern, empty rows included
+    query = torch.randn(int(mask.sum()), 4, generator=g, dtype=torch.float64, requires_grad=True)
+    negatives = torch.randn(b, k, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    got = per_sequence_logits(query, negatives, mask, groups=groups)
     rows = rows_of(mask)
-    assert rows.tolist() == [0, 0, 2, 2, 2]
-    want = torch.stack([negatives[r] @ q for q, r in zip(query, rows, strict=True)])
+    want = torch.einsum("md,mkd->mk", query, negatives[rows])
     torch.testing.assert_close(got, want)
+    if len(rows):
+        upstream = torch.randn(want.shape, generator=g, dtype=torch.float64)
+        for w, o in zip(
+            torch.autograd.grad(want, [query, negatives], upstream),
+            torch.autograd.grad(got, [query, negatives], upstream),
+            strict=True,
+        ):
+            torch.testing.assert_close(o, w)
+
+
+def test_rows_of():
+    mask = torch.tensor([[True, True, False], [False, False, False], [True, False, True]])
+    assert rows_of(mask).tolist() == [0, 0, 2, 2]
 
 
 def loss_and_grads(model, name_kw, hidden_in, targets, seed):

@@ -210,7 +210,6 @@ class SampledSoftmax(Loss):
     def positions(self, model, query, pos, targets, mask, generator):
         num_items, k = num_items_of(model), self.cfg.num_negatives
         tau = self.temperature(model)
-        positive = model.item_vectors(pos).float()  # [M, D]
         sharing, fast = self.cfg.negatives_shared_by, self.cfg.impl == "fast"
         logq = self.cfg.logq_correction
         if sharing == "batch":
@@ -219,7 +218,9 @@ class SampledSoftmax(Loss):
             if self.cfg.in_batch_negatives:
                 negatives, shift = self.add_batch_items(pos, negatives, num_items)
             if fast:
-                vectors = item_rows(model, negatives)
+                # One gather for positives and negatives: one scatter-add in backward.
+                vectors = item_rows(model, torch.cat([pos, negatives]))
+                positive, vectors = vectors.split([len(pos), len(negatives)])
                 bias = None if shift is None else -shift
                 return shared_sampled_cross_entropy(
                     query, positive, vectors, tau, bias, positive_ids=pos, negative_ids=negatives
@@ -241,7 +242,7 @@ class SampledSoftmax(Loss):
                 neg_logits = per_position_logits(model, query, negatives) / tau
             hits = pos.unsqueeze(1) == negatives
             shift = self.log_kq(negatives, num_items) if logq else None
-        pos_logit = (query * positive).sum(-1, keepdim=True) / tau
+        pos_logit = (query * model.item_vectors(pos).float()).sum(-1, keepdim=True) / tau
         if shift is not None:
             neg_logits = neg_logits - shift
         neg_logits = neg_logits.masked_fill(hits, -torch.inf)
@@ -313,7 +314,10 @@ def item_rows(model: Any, ids: torch.Tensor) -> torch.Tensor:
     """``model.item_vectors(ids)`` in fp32; with at least as many ids as items, the table
     is prepared once (normalised, side features added) and gathered, instead of per id."""
     if ids.numel() >= num_items_of(model):
-        return model.item_vectors().float()[ids]
+        # index_select: its backward is one index_add, faster on a CPU than advanced
+        # indexing's accumulating index_put.
+        table = model.item_vectors().float()
+        return table.index_select(0, ids.reshape(-1)).view(*ids.shape, -1)
     return model.item_vectors(ids).float()
 
 
