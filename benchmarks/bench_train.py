@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -168,82 +169,135 @@ def loss_flops_per_token(cfg: LossConfig, dim: int, num_items: int) -> int:
     return 3 * 2 * dim * classes.get(cfg.name, 0)
 
 
-def measure(cfg: RunConfig, bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
-    """One row: time ``args.steps`` optimizer steps and one evaluation pass."""
-    device = torch.device(args.device)
-    torch.manual_seed(cfg.seed)
-    dataset, split = load_split(bench, cfg)
-    cfg, model = build_run_model(cfg, dataset)
-    model = model.to(device).train()
-    loss_fn = build_loss(cfg.loss)
-    optimizer = build_optimizer(model, cfg.optim)
-    params = [p for p in model.parameters() if p.requires_grad]
-    sampler = torch.Generator().manual_seed(cfg.seed + 1)
-    autocast = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=cfg.train.precision == "bf16"
-    )
+class Trainee:
+    """One variant's model, loss and optimizer, stepping as the trainer does."""
+
+    def __init__(self, cfg: RunConfig, dataset, device: torch.device) -> None:
+        torch.manual_seed(cfg.seed)
+        self.cfg, model = build_run_model(cfg, dataset)
+        self.model = model.to(device).train()
+        self.loss_fn = build_loss(self.cfg.loss)
+        self.optimizer = build_optimizer(self.model, self.cfg.optim)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.sampler = torch.Generator().manual_seed(cfg.seed + 1)
+        bf16 = self.cfg.train.precision == "bf16"
+        self.autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
+        self.device, self.seconds, self.tokens = device, 0.0, 0
+
+    def step(self, batch, timed: bool = True) -> None:
+        sync(self.device)
+        start = time.perf_counter()
+        with self.autocast:
+            hidden = self.model.encode(batch.items, batch.timestamps, batch.lengths, batch.ratings)
+            loss_sum, count = self.loss_fn(self.model, hidden, batch.targets, self.sampler)
+        loss_sum.backward()
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.div_(max(count, 1))
+        if self.cfg.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        sync(self.device)
+        if timed:
+            self.seconds += time.perf_counter() - start
+            self.tokens += count
+
+    def evaluate(self, split, users: int) -> tuple[int, float]:
+        users = min(users, len(split.test.targets))
+        subset = splits.EvalSet(
+            split.test.histories.select_users(np.arange(users)),
+            split.test.targets[:users],
+            split.test.users[:users],
+        )
+        start = time.perf_counter()
+        evaluate(
+            self.model,
+            subset,
+            self.cfg.eval.protocol,
+            max_len=self.cfg.model.max_len,
+            device=self.device,
+        )
+        sync(self.device)
+        return users, time.perf_counter() - start
+
+    def metrics(self, dataset, batches, steps: int, peak_flops: float) -> dict[str, Any]:
+        cfg = self.cfg
+        mean_len = float(np.mean([float(b.lengths.float().mean()) for b in batches]))
+        flops = flops_per_token(cfg.model, dataset.num_items, max(1, round(mean_len)))
+        output = loss_flops_per_token(cfg.loss, cfg.model.dim, dataset.num_items)
+        per_token = flops.training + output
+        achieved = per_token * self.tokens / self.seconds
+        return {
+            "tokens_per_s": self.tokens / self.seconds,
+            "step_s": self.seconds / steps,
+            "tokens_per_step": self.tokens / steps,
+            "flops_per_token": per_token,
+            "tflops_per_s": achieved / 1e12,
+            "matmul_peak_tflops": peak_flops / 1e12,
+            "fraction_of_peak": achieved / peak_flops,
+            "num_items": dataset.num_items,
+            "steps": steps,
+        }
+
+
+def training_batches(cfg: RunConfig, split, count: int, device: torch.device) -> list:
     batches = batching.train_batches(
         split.train, cfg.model.max_len, cfg.train.batch_size, cfg.seed, epoch=0
     )
-    batches = [batching.to_device(next(batches), device) for _ in range(args.warmup + args.steps)]
+    return [batching.to_device(b, device) for b in itertools.islice(batches, count)]
 
-    def step(batch) -> int:
-        with autocast:
-            hidden = model.encode(batch.items, batch.timestamps, batch.lengths, batch.ratings)
-            loss_sum, count = loss_fn(model, hidden, batch.targets, sampler)
-        loss_sum.backward()
-        for p in params:
-            if p.grad is not None:
-                p.grad.div_(max(count, 1))
-        if cfg.optim.grad_clip:
-            torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        return count
 
-    for batch in batches[: args.warmup]:
-        step(batch)
-    sync(device)
-    start = time.perf_counter()
-    tokens = sum(step(batch) for batch in batches[args.warmup :])
-    sync(device)
-    seconds = time.perf_counter() - start
+def measure(cfg: RunConfig, bench: Bench, args: argparse.Namespace) -> dict[str, Any]:
+    """One row in its own process: time ``args.steps`` optimizer steps, then evaluation."""
+    device = torch.device(args.device)
+    dataset, split = load_split(bench, cfg)
+    trainee = Trainee(cfg, dataset, device)
+    batches = training_batches(trainee.cfg, split, args.warmup + args.steps, device)
+    for i, batch in enumerate(batches):
+        trainee.step(batch, timed=i >= args.warmup)
     train_peak = peak_memory_mib(device)
-
-    users = min(args.eval_users, len(split.test.targets))
-    subset = splits.EvalSet(
-        split.test.histories.select_users(np.arange(users)),
-        split.test.targets[:users],
-        split.test.users[:users],
-    )
-    sync(device)
-    start = time.perf_counter()
-    evaluate(model, subset, cfg.eval.protocol, max_len=cfg.model.max_len, device=device)
-    sync(device)
-    eval_s = time.perf_counter() - start
-
-    lengths = [int(b.lengths.float().mean()) for b in batches]
-    flops = flops_per_token(cfg.model, dataset.num_items, max(1, round(np.mean(lengths))))
-    per_token = flops.training + loss_flops_per_token(cfg.loss, cfg.model.dim, dataset.num_items)
-    achieved = per_token * tokens / seconds
+    users, eval_s = trainee.evaluate(split, args.eval_users)
     peak = matmul_peak_tflops(device) * 1e12  # measured now, under the row's own load
     return {
-        "tokens_per_s": tokens / seconds,
-        "step_s": seconds / args.steps,
-        "tokens_per_step": tokens / args.steps,
+        **trainee.metrics(dataset, batches[args.warmup :], args.steps, peak),
         "eval_users_per_s": users / eval_s,
         "eval_s": eval_s,
-        "flops_per_token": per_token,
-        "tflops_per_s": achieved / 1e12,
-        "matmul_peak_tflops": peak / 1e12,
-        "fraction_of_peak": achieved / peak,
+        "eval_users": users,
         "peak_rss_train_mib": train_peak,
         "peak_rss_mib": peak_memory_mib(device),
-        "num_items": dataset.num_items,
-        "steps": args.steps,
         "warmup": args.warmup,
-        "eval_users": users,
+        "rss_scope": "row",
     }
+
+
+def measure_interleaved(
+    cfgs: dict[str, RunConfig], bench: Bench, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """All variants in one process, taking turns step by step on the same batches, so
+    that a changing machine load hits every variant alike (peak RSS is the process's)."""
+    device = torch.device(args.device)
+    dataset, split = load_split(bench, next(iter(cfgs.values())))
+    trainees = {name: Trainee(cfg, dataset, device) for name, cfg in cfgs.items()}
+    first = next(iter(trainees.values()))
+    batches = training_batches(first.cfg, split, args.warmup + args.steps, device)
+    for i, batch in enumerate(batches):
+        for trainee in trainees.values():
+            trainee.step(batch, timed=i >= args.warmup)
+    out = {}
+    for name, trainee in trainees.items():
+        users, eval_s = trainee.evaluate(split, args.eval_users)
+        peak = matmul_peak_tflops(device) * 1e12
+        out[name] = {
+            **trainee.metrics(dataset, batches[args.warmup :], args.steps, peak),
+            "eval_users_per_s": users / eval_s,
+            "eval_s": eval_s,
+            "eval_users": users,
+            "peak_rss_mib": peak_memory_mib(device),
+            "warmup": args.warmup,
+            "rss_scope": "process (interleaved variants)",
+        }
+    return out
 
 
 def sync(device: torch.device) -> None:
@@ -304,7 +358,15 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results directory")
     parser.add_argument("--list", action="store_true", help="list configs and variants")
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="run a config's variants in one process, taking turns step by step (robust"
+        " ratios on a loaded machine; peak RSS is then the process's, rows end in"
+        " -interleaved)",
+    )
     parser.add_argument("--single", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--single-config", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
         args.steps, args.warmup, args.eval_users = 1, 0, 32
@@ -325,6 +387,12 @@ def main() -> None:
         cfg = run_config(bench, row_overrides(args, variant, bench))
         print(json.dumps(measure(cfg, bench, args)))
         return
+    if args.single_config:
+        name, *variants = args.single_config
+        bench = CONFIGS[name]
+        cfgs = {v: run_config(bench, row_overrides(args, v, bench)) for v in variants}
+        print(json.dumps(measure_interleaved(cfgs, bench, args)))
+        return
     unknown = [c for c in args.configs if c not in CONFIGS]
     if unknown:
         parser.error(f"unknown config(s) {unknown}; known: {', '.join(CONFIGS)}")
@@ -333,31 +401,34 @@ def main() -> None:
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     print(f"# {command}\n# {json.dumps(machine(args.device))}")
     print(
-        f"{'row':46} {'tok/s':>9} {'speedup':>8} {'step s':>8} {'of peak':>8} "
+        f"{'row':58} {'tok/s':>9} {'speedup':>8} {'step s':>8} {'of peak':>8} "
         f"{'eval u/s':>9} {'peak MiB':>9}"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     for name in args.configs:
         bench = CONFIGS[name]
+        variants = [
+            v
+            for v, spec in bench.variants.items()
+            if (v in args.variants if args.variants else not spec.opt_in)
+        ]
+        if args.interleave:
+            results = child(["--single-config", name, *variants])
+            rows = {v: (f"train-{name}-{v}-interleaved", results) for v in variants}
+        else:
+            rows = {v: (f"train-{name}-{v}", None) for v in variants}
         rate: dict[str, float] = {}
-        for variant, spec in bench.variants.items():
-            wanted = variant in args.variants if args.variants else not spec.opt_in
-            if not wanted:
+        for variant, (row_name, results) in rows.items():
+            if results is None:
+                results = child(["--single", name, variant])
+            if isinstance(results, str):
+                print(f"{row_name:58} failed: {results}", flush=True)
                 continue
-            row_name = f"train-{name}-{variant}"
-            proc = subprocess.run(
-                [sys.executable, __file__, *sys.argv[1:], "--single", name, variant],
-                capture_output=True,
-                text=True,
-            )
-            if proc.returncode != 0:
-                tail = proc.stderr.strip().splitlines()[-1:]
-                print(f"{row_name:46} failed (exit {proc.returncode}): {tail}", flush=True)
-                continue
-            metrics = json.loads(proc.stdout.strip().splitlines()[-1])
+            metrics = results[variant] if args.interleave else results
             rate[variant] = metrics["tokens_per_s"]
-            reference = spec.reference or variant
+            reference = bench.variants[variant].reference or variant
             speedup = rate[variant] / rate[reference] if reference in rate else None
+            first = next(iter(rate))  # the config's first row, e.g. the plain full softmax
             record = {
                 "name": row_name,
                 "config": name,
@@ -366,6 +437,7 @@ def main() -> None:
                 "overrides": row_overrides(args, variant, bench),
                 "metrics": metrics,
                 "speedup": speedup,
+                "speedup_vs": {"row": first, "value": rate[variant] / rate[first]},
                 "fraction_of_peak": metrics["fraction_of_peak"],
                 "command": command,
                 "machine": machine(args.device),
@@ -374,11 +446,21 @@ def main() -> None:
             (args.out / f"{row_name}.json").write_text(json.dumps(record, indent=1) + "\n")
             shown = f"{speedup:8.2f}" if speedup is not None else f"{'-':>8}"
             print(
-                f"{row_name:46} {metrics['tokens_per_s']:9.0f} {shown} "
+                f"{row_name:58} {metrics['tokens_per_s']:9.0f} {shown} "
                 f"{metrics['step_s']:8.3f} {metrics['fraction_of_peak']:8.1%} "
                 f"{metrics['eval_users_per_s']:9.0f} {metrics['peak_rss_mib']:9.0f}",
                 flush=True,
             )
+
+
+def child(extra: list[str]) -> Any:
+    """Run this script again with ``extra``: its last stdout line (JSON), or the error."""
+    proc = subprocess.run(
+        [sys.executable, __file__, *sys.argv[1:], *extra], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        return f"exit {proc.returncode}: {proc.stderr.strip().splitlines()[-1:]}"
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
