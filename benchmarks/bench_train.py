@@ -120,6 +120,10 @@ def catalogue_variants(skip_full_reference: bool) -> dict[str, Variant]:
             ("loss.name=sampled_softmax", "loss.num_negatives=256", "loss.sharing=sequence"),
             reference=SAMPLED,
         ),
+        "sampled-batch-1024": Variant(
+            ("loss.name=sampled_softmax", "loss.num_negatives=1024", "loss.sharing=batch"),
+            reference=SAMPLED,
+        ),
         "sampled-batch-2048": Variant(
             ("loss.name=sampled_softmax", "loss.num_negatives=2048", "loss.sharing=batch"),
             reference=SAMPLED,

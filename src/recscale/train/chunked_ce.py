@@ -95,7 +95,8 @@ def matches(row_ids: torch.Tensor, column_ids: torch.Tensor) -> tuple[torch.Tens
     sorted_ids, perm = torch.sort(column_ids)
     lo = torch.searchsorted(sorted_ids, row_ids, side="left")
     n = torch.searchsorted(sorted_ids, row_ids, side="right") - lo  # matches per row
-    rows = torch.repeat_interleave(torch.arange(len(row_ids), device=row_ids.device), n)
+    some = n.nonzero().squeeze(1)  # few rows: repeat_interleave over all M rows is slow
+    rows = some.repeat_interleave(n[some])
     first = torch.cumsum(n, 0) - n  # where each row's matches begin in the flat list
     rank = torch.arange(len(rows), device=rows.device) - first[rows]
     return rows, perm[lo[rows] + rank]

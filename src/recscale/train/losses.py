@@ -303,11 +303,17 @@ def per_position_logits(
 def per_position_logits_fast(
     model: Any, query: torch.Tensor, negatives: torch.Tensor
 ) -> torch.Tensor:
-    """:func:`per_position_logits` without the ``[M, K, D]`` tensor: the item table is
-    prepared once (normalised once, not per gathered row) and gathered chunk by chunk."""
-    if num_items_of(model) <= FAST_DENSE_RATIO * negatives.shape[1]:
+    """:func:`per_position_logits` without the ``[M, K, D]`` tensor: item vectors are
+    prepared once per distinct item (normalised once, not per gathered row) and gathered
+    chunk by chunk."""
+    num_items = num_items_of(model)
+    if num_items <= FAST_DENSE_RATIO * negatives.shape[1]:
         return per_position_logits(model, query, negatives, dense=True)
-    return gathered_dot(query, model.item_vectors().float(), negatives)
+    if negatives.numel() >= num_items:
+        return gathered_dot(query, model.item_vectors().float(), negatives)
+    # Fewer draws than items (large catalogues): prepare only the drawn rows.
+    distinct, index = torch.unique(negatives, return_inverse=True)
+    return gathered_dot(query, model.item_vectors(distinct).float(), index)
 
 
 def item_rows(model: Any, ids: torch.Tensor) -> torch.Tensor:
