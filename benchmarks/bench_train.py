@@ -81,6 +81,7 @@ class Bench:
     overrides: tuple[str, ...] = ()
     variants: dict[str, Variant] = field(default_factory=dict)
     synthetic: Synthetic | None = None
+    max_steps: int | None = None  # cap on --steps for slow configs (d=256: minutes a step)
 
 
 REF_FAST = {
@@ -140,8 +141,8 @@ CONFIGS: dict[str, Bench] = {
     "demo-largest": Bench("sweep:configs/sweeps/demo.yaml", (), REF_FAST),
     "hstu-ml1m": Bench("configs/benchmarks/hstu-ml1m.yaml", (), REF_FAST),
     "hstu-large-ml1m": Bench("configs/benchmarks/hstu-large-ml1m.yaml", (), REF_FAST),
-    "hstu-d256-ml1m": Bench("configs/benchmarks/hstu-ml1m.yaml", D256, REF_FAST),
-    "sasrec-d256-ml1m": Bench("configs/benchmarks/sasrec-ml1m.yaml", D256, REF_FAST),
+    "hstu-d256-ml1m": Bench("configs/benchmarks/hstu-ml1m.yaml", D256, REF_FAST, max_steps=1),
+    "sasrec-d256-ml1m": Bench("configs/benchmarks/sasrec-ml1m.yaml", D256, REF_FAST, max_steps=1),
     "synthetic-18k": synthetic(18_400),
     "synthetic-100k": synthetic(100_000),
     "synthetic-1m": synthetic(1_000_000),
@@ -388,12 +389,14 @@ def main() -> None:
     if args.single:
         name, variant = args.single
         bench = CONFIGS[name]
+        args.steps = min(args.steps, bench.max_steps or args.steps)
         cfg = run_config(bench, row_overrides(args, variant, bench))
         print(json.dumps(measure(cfg, bench, args)))
         return
     if args.single_config:
         name, *variants = args.single_config
         bench = CONFIGS[name]
+        args.steps = min(args.steps, bench.max_steps or args.steps)
         cfgs = {v: run_config(bench, row_overrides(args, v, bench)) for v in variants}
         print(json.dumps(measure_interleaved(cfgs, bench, args)))
         return
