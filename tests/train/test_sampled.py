@@ -232,3 +232,25 @@ def test_mixed_in_batch_and_uniform_negatives_by_brute_force(monkeypatch, impl, 
 def test_in_batch_negatives_need_batch_sharing():
     with pytest.raises(RecscaleError, match="in_batch_negatives needs sharing=batch"):
         validate(LossConfig, {"in_batch_negatives": True, "sharing": "sequence"})
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"name": "full_softmax"},
+        {"sharing": "position"},
+        {"sharing": "sequence"},
+        {"sharing": "batch"},
+        {"sharing": "batch", "in_batch_negatives": True, "logq_correction": True},
+    ],
+)
+def test_fast_paths_score_in_fp32_under_bf16_autocast(kw):
+    model = TinyModel(num_items=500, dim=8)
+    _, targets = random_batch(500, seed=4)
+    hidden = torch.randn(*targets.shape, 8)
+    loss = build_loss(LossConfig(num_negatives=16, **kw))
+    plain = loss(model, hidden, targets, torch.Generator().manual_seed(1))[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        mixed = loss(model, hidden, targets, torch.Generator().manual_seed(1))[0]
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, plain)

@@ -124,10 +124,11 @@ def per_sequence_logits(
     flat_slots = torch.cat(slots)
     q_all = query.index_select(0, flat_slots)  # padding slots read row 0 and are dropped
     scores = []
-    for q, v, (g, length) in zip(
-        q_all.split([g * n for g, n in shapes]), negs, shapes, strict=True
-    ):
-        scores.append(torch.bmm(q.view(g, length, d), v.transpose(1, 2)).view(-1, k))
+    with torch.autocast(query.device.type, enabled=False):  # logits in fp32, as documented
+        for q, v, (g, length) in zip(
+            q_all.split([g * n for g, n in shapes]), negs, shapes, strict=True
+        ):
+            scores.append(torch.bmm(q.view(g, length, d), v.transpose(1, 2)).view(-1, k))
     keep = torch.cat(valid).nonzero().squeeze(1)  # slots that are real positions
     inverse = torch.empty_like(keep)
     inverse[flat_slots[keep]] = torch.arange(m, device=keep.device)
