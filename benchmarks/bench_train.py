@@ -310,6 +310,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+# Environment that changes what a row measures, recorded in front of its command.
+ENV_KEYS = ("PYTHONPATH", "RECSCALE_DATA_MIRROR", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def commit() -> str | None:
+    proc = subprocess.run(
+        ["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True
+    )
+    return proc.stdout.strip() or None
+
+
 def machine(device: str) -> dict[str, Any]:
     info = {
         "platform": platform.platform(),
@@ -404,7 +415,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown config(s) {unknown}; known: {', '.join(CONFIGS)}")
 
-    command = shlex.join([Path(sys.executable).name, *sys.argv])
+    env = [f"{k}={os.environ[k]}" for k in ENV_KEYS if k in os.environ]
+    command = shlex.join([*env, Path(sys.executable).name, *sys.argv])
     date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     print(f"# {command}\n# {json.dumps(machine(args.device))}")
     print(
@@ -447,6 +459,7 @@ def main() -> None:
                 "speedup_vs": {"row": first, "value": rate[variant] / rate[first]},
                 "fraction_of_peak": metrics["fraction_of_peak"],
                 "command": command,
+                "commit": commit(),
                 "machine": machine(args.device),
                 "date": date,
             }
