@@ -117,3 +117,34 @@ def test_bad_arguments_are_refused(k: int, num_items: int, t: float, needle: str
 def test_shapes_are_checked() -> None:
     with pytest.raises(ValueError, match=r"\[P, k\]"):
         gbce_loss(torch.zeros(3), torch.zeros(2, 4), 10, 0.5)
+
+
+def test_the_gbce_loss_entry_equals_the_paper_formula_on_its_own_draws():
+    from recscale.train.losses import LossConfig, build_loss
+    from tests.train.test_losses import TinyModel
+
+    model = TinyModel(num_items=9, dim=4)
+    items = torch.tensor([[1, 2, 3, 0], [4, 5, 0, 0]])
+    targets = torch.tensor([[2, 3, 7, 0], [5, 2, 0, 0]])
+    hidden = model.encode(items)
+    loss = build_loss(LossConfig(name="gbce", num_negatives=4, gbce_t=0.75))
+    total, count = loss(model, hidden, targets, torch.Generator().manual_seed(7))
+    assert count == 5
+    # The same draws, by hand: one row of 4 uniform negatives in 1..9 per target position.
+    negatives = torch.randint(1, 10, (5, 4), generator=torch.Generator().manual_seed(7))
+    mask = targets != 0
+    q, pos = hidden[mask], targets[mask]
+    alpha = 4 / (9 - 1)
+    beta = alpha * (0.75 * (1 - 1 / alpha) + 1 / alpha)
+    want = 0.0
+    for m in range(5):
+        s_pos = float(q[m] @ model.emb[pos[m]]) / model.temperature
+        want += -beta * math.log(1 / (1 + math.exp(-s_pos)))
+        for j in range(4):
+            if negatives[m, j] == pos[m]:
+                continue
+            s = float(q[m] @ model.emb[negatives[m, j]]) / model.temperature
+            want += -math.log(1 - 1 / (1 + math.exp(-s)))
+    assert float(total) == pytest.approx(want, rel=1e-5)
+    total.backward()
+    assert model.emb.grad is not None and torch.isfinite(model.emb.grad).all()

@@ -56,7 +56,7 @@ def make(name: str, **kw):
 
 
 def test_registry_and_config():
-    assert LOSSES.names() == ["bce", "full_softmax", "in_batch", "sampled_softmax"]
+    assert LOSSES.names() == ["bce", "full_softmax", "gbce", "in_batch", "sampled_softmax"]
     assert LossConfig().name == "sampled_softmax" and LossConfig().num_negatives == 128
     with pytest.raises(RecscaleError, match="name"):
         validate(LossConfig, {"name": "softmax"})
