@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 
 from recscale.config import StrictModel
+from recscale.models.contract import Recommender
 from recscale.registry import Registry
 from recscale.train.chunked_ce import (
     chunked_cross_entropy,
@@ -137,14 +138,14 @@ class Loss:
     def __init__(self, cfg: LossConfig) -> None:
         self.cfg = cfg
 
-    def temperature(self, model: Any) -> float:
+    def temperature(self, model: Recommender) -> float:
         return float(
             self.cfg.temperature if self.cfg.temperature is not None else model.temperature
         )
 
     def __call__(
         self,
-        model: Any,
+        model: Recommender,
         hidden: torch.Tensor,
         targets: torch.Tensor,
         generator: torch.Generator | None = None,
@@ -160,7 +161,7 @@ class Loss:
 
     def positions(
         self,
-        model: Any,
+        model: Recommender,
         query: torch.Tensor,
         pos: torch.Tensor,
         targets: torch.Tensor,

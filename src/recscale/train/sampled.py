@@ -20,9 +20,9 @@ Each is checked against a plain PyTorch reference in ``tests/train/test_sampled.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
+
+from recscale.models.contract import Recommender
 
 # Rows gathered per chunk of gathered_dot: at K=256, d=64 one chunk is 4 MiB (fits in L2/L3).
 GATHER_CHUNK = 64
@@ -140,7 +140,7 @@ def rows_of(mask: torch.Tensor) -> torch.Tensor:
     return torch.arange(mask.shape[0], device=mask.device).unsqueeze(1).expand_as(mask)[mask]
 
 
-def num_items_of(model: Any) -> int:
+def num_items_of(model: Recommender) -> int:
     """Catalogue size from ``model.num_items``, else from the item table."""
     n = getattr(model, "num_items", None)
     if n is None:
@@ -158,7 +158,7 @@ FAST_DENSE_RATIO = 16
 
 
 def per_position_logits(
-    model: Any, query: torch.Tensor, negatives: torch.Tensor, dense: bool | None = None
+    model: Recommender, query: torch.Tensor, negatives: torch.Tensor, dense: bool | None = None
 ) -> torch.Tensor:
     """``query [M, D]`` against its own negatives ``[M, K]`` -> ``[M, K]`` dot products.
 
@@ -172,7 +172,7 @@ def per_position_logits(
 
 
 def per_position_logits_fast(
-    model: Any, query: torch.Tensor, negatives: torch.Tensor
+    model: Recommender, query: torch.Tensor, negatives: torch.Tensor
 ) -> torch.Tensor:
     """:func:`per_position_logits` without the ``[M, K, D]`` tensor: item vectors are
     prepared once per distinct item (normalised once, not per gathered row) and gathered
@@ -187,7 +187,7 @@ def per_position_logits_fast(
     return gathered_dot(query, model.item_vectors(distinct).float(), index)
 
 
-def item_rows(model: Any, ids: torch.Tensor) -> torch.Tensor:
+def item_rows(model: Recommender, ids: torch.Tensor) -> torch.Tensor:
     """``model.item_vectors(ids)`` in fp32; with at least as many ids as items, the table
     is prepared once (normalised, side features added) and gathered, instead of per id."""
     if ids.numel() >= num_items_of(model):
