@@ -198,9 +198,10 @@ def test_non_finite_weights_are_never_checkpointed(tmp_path, data_file, monkeypa
 
 
 def test_a_sweep_counts_a_nan_stop_among_its_failures(tmp_path, data_file, monkeypatch):
-    from recscale.scaling.sweep import _run_with_retry
+    from recscale.scaling.claims import failures, run_dir, train_run
 
     monkeypatch.setattr(Recipe, "loss_step", nan_at(3))
     config = tiny_config(data_file, *FAULT_RUN).model_dump(mode="json")
-    error = _run_with_retry(config, str(tmp_path / "run"))
+    train_run(config, run_dir(tmp_path, "run"))
+    error = failures(tmp_path, ["run"]).get("run")
     assert error is not None and error.startswith("non-finite training loss in epoch 1, step 3")
