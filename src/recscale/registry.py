@@ -33,6 +33,13 @@ class Registry(Generic[T]):
             known = ", ".join(sorted(self._entries)) or "(none)"
             raise RecscaleError(f"unknown {self.kind} {name!r}; known: {known}") from None
 
+    def check(self, name: str, word: str = "allowed") -> str:
+        """``name`` when registered, else a ``ValueError`` listing the names (for a config
+        validator, which turns it into an error naming the key)."""
+        if name not in self._entries:
+            raise ValueError(f"unknown {self.kind}; {word}: {', '.join(self.names())}")
+        return name
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

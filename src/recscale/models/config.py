@@ -137,9 +137,7 @@ class ModelConfig(StrictModel):
     @classmethod
     def _known_backbone(cls, value: str) -> str:
         # The backbones register when recscale.models is imported, before any config is built.
-        if value not in ENCODERS:
-            raise ValueError(f"unknown backbone; known: {', '.join(ENCODERS.names())}")
-        return value
+        return ENCODERS.check(value, word="known")
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelConfig:

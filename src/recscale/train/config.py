@@ -87,9 +87,7 @@ class DataConfig(StrictModel):
     @field_validator("split")
     @classmethod
     def _registered_split(cls, value: str) -> str:
-        if value not in SPLITS:
-            raise ValueError(f"unknown split; allowed: {', '.join(SPLITS.names())}")
-        return value
+        return SPLITS.check(value)
 
     @field_validator("columns")
     @classmethod

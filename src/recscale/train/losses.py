@@ -96,9 +96,7 @@ class LossConfig(StrictModel):
     @classmethod
     def _registered(cls, value: str) -> str:
         # LOSSES fills as this module is imported, before any config is validated.
-        if value not in LOSSES:
-            raise ValueError(f"unknown loss; allowed: {', '.join(LOSSES.names())}")
-        return value
+        return LOSSES.check(value)
 
     @model_validator(mode="after")
     def _one_sharing(self) -> LossConfig:
