@@ -103,6 +103,13 @@ SYNTHETIC_BASE = (
 # The Amazon recipe of the HSTU code: uniform negatives per position, cosine / 0.05.
 POSITION = ("loss.name=sampled_softmax", "loss.num_negatives=256", "loss.sharing=position")
 SAMPLED = "sampled-position-reference"
+# Mixed negatives: the batch's distinct targets plus K uniform draws, logQ-corrected.
+MIXED = (
+    "loss.name=sampled_softmax",
+    "loss.sharing=batch",
+    "loss.in_batch_negatives=true",
+    "loss.logq_correction=true",
+)
 
 
 def catalogue_variants(skip_full_reference: bool) -> dict[str, Variant]:
@@ -129,6 +136,8 @@ def catalogue_variants(skip_full_reference: bool) -> dict[str, Variant]:
             ("loss.name=sampled_softmax", "loss.num_negatives=2048", "loss.sharing=batch"),
             reference=SAMPLED,
         ),
+        "sampled-mixed-512-logq": Variant((*MIXED, "loss.num_negatives=512"), reference=SAMPLED),
+        "sampled-mixed-1024-logq": Variant((*MIXED, "loss.num_negatives=1024"), reference=SAMPLED),
     }
 
 
@@ -169,7 +178,8 @@ def load_split(bench: Bench, cfg: RunConfig):
 
 
 def loss_flops_per_token(cfg: LossConfig, dim: int, num_items: int) -> int:
-    """Output-layer FLOPs per target position, training (3x the forward dot products)."""
+    """Output-layer FLOPs per target position, training (3x the forward dot products);
+    nominal for sampled losses: ``K + 1`` classes (in-batch columns are not counted)."""
     classes = {"full_softmax": num_items, "sampled_softmax": cfg.num_negatives + 1, "bce": 2}
     return 3 * 2 * dim * classes.get(cfg.name, 0)
 

@@ -205,6 +205,11 @@ class SampledSoftmax(Loss):
     (Bengio & Senecal 2008; Jean et al. 2015): the loss then estimates full-softmax
     cross-entropy, and with all items drawn once it equals it. Under uniform sampling the
     correction is the constant ``log(num_items / K)``.
+
+    ``sharing`` says who shares a set of ``K`` draws: every position its own (``[M, K]``,
+    the HSTU code), each sequence (``[B, K]``), or the whole batch (``[K]``, one matmul).
+    With ``in_batch_negatives`` the batch's distinct targets join the batch's draws
+    (see :meth:`add_batch_items` for their logQ correction).
     """
 
     def __init__(self, cfg: LossConfig, probs: torch.Tensor | None = None) -> None:

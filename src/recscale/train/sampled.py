@@ -151,10 +151,17 @@ def num_items_of(model: Recommender) -> int:
 # Scoring the whole catalogue and gathering beats gathering M*K item vectors while the
 # catalogue is at most this many times K (measured 2.7x faster at 3,416 items, K=128, d=64).
 DENSE_GATHER_RATIO = 32
-# Against gathered_dot the dense path only wins on smaller catalogues: at 3,416 items and
-# K=128 gathered_dot took 0.21 s against 0.66 s (M=6,000) and 1.0 s against 9.9 s (M=25,600);
-# at I/K = 13 both took 62 ms (d=64, 1 thread, per step with backward).
+# Against gathered_dot the dense path wins only on smaller catalogues: at 3,416 items and
+# K=128, d=64, gathered_dot took 0.21 s against 0.66 s (M=6,000) and 1.0 s against 9.9 s
+# (M=25,600); at I/K = 13 both took 62 ms (1 thread, per step with backward). Gathering
+# grows faster with d than the matmul does: at d=256 and I/K = 27 dense took 1.6 s against
+# 1.4-2.0 s, at I/K = 47 0.65 s against 0.67 s.
 FAST_DENSE_RATIO = 16
+
+
+def fast_dense_ratio(dim: int) -> int:
+    """Largest ``I / K`` at which :func:`per_position_logits_fast` scores densely."""
+    return FAST_DENSE_RATIO * max(1, dim // 128)
 
 
 def per_position_logits(
@@ -178,7 +185,7 @@ def per_position_logits_fast(
     prepared once per distinct item (normalised once, not per gathered row) and gathered
     chunk by chunk."""
     num_items = num_items_of(model)
-    if num_items <= FAST_DENSE_RATIO * negatives.shape[1]:
+    if num_items <= fast_dense_ratio(query.shape[1]) * negatives.shape[1]:
         return per_position_logits(model, query, negatives, dense=True)
     if negatives.numel() >= num_items:
         return gathered_dot(query, model.item_vectors().float(), negatives)
