@@ -93,7 +93,7 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_with_a_warning(t
     last, previous = _saved_twice(tmp_path)
     damage(last)
     with pytest.warns(ckpt.CheckpointWarning, match=re.escape(str(last))):
-        used, _, state, tensors = ckpt.load_verified(last, previous)
+        used, (_, state, tensors) = ckpt.load_verified(last, previous)
     assert used == previous and state == {"epoch": 1} and torch.equal(tensors["x"], torch.ones(2))
     with pytest.raises(ckpt.CorruptCheckpoint, match="no intact checkpoint"):
         ckpt.load_checkpoint(last)  # without a previous one to fall back to
@@ -118,7 +118,7 @@ def test_a_failed_write_is_a_user_error_and_keeps_the_old_checkpoint(tmp_path, m
     def disk_full(path, data):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ckpt, "_write_durably", disk_full)
+    monkeypatch.setattr(ckpt, "write_durably", disk_full)
     model, _ = _trained_optimizer()
     with pytest.raises(RecscaleError, match=r"No space left on device.*intact"):
         ckpt.save_checkpoint(last, model, {"epoch": 3}, {}, previous)

@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,16 +44,18 @@ class CorruptCheckpoint(RecscaleError):
 
 def save_checkpoint(
     directory: Path,
-    model: torch.nn.Module,
+    model: torch.nn.Module | Tensors,
     state: dict[str, Any],
     tensors: Tensors,
     previous: Path | None = None,
 ) -> None:
-    """Atomically write ``directory``: model weights, JSON ``state`` and extra ``tensors``;
-    the checkpoint it replaces moves to ``previous`` when given, else is deleted."""
+    """Atomically write ``directory``: model weights (a module or its state dict), JSON
+    ``state`` and extra ``tensors``; the checkpoint it replaces moves to ``previous`` when
+    given, else is deleted."""
     directory = Path(directory)
-    tmp = directory.with_name(directory.name + ".tmp")
-    weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tmp = staging_dir(directory)
+    sd = model.state_dict() if isinstance(model, torch.nn.Module) else model
+    weights = {k: v.detach().contiguous().cpu() for k, v in sd.items()}
     files = {
         MODEL_FILE: save(weights),
         STATE_TENSORS: save({k: v.contiguous().cpu() for k, v in tensors.items()}),
@@ -61,20 +64,40 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for name, data in files.items():
-            _write_durably(tmp / name, data)
+            write_durably(tmp / name, data)
         sums = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
-        # Last: the JSON vouches for files that are already on disk.
-        _write_durably(tmp / STATE_JSON, json.dumps({**state, CHECKSUMS: sums}, indent=1).encode())
-        _swap_in(tmp, directory, previous)
+        seal(tmp, directory, state, sums, previous)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise RecscaleError(
-            f"cannot write checkpoint {directory} ({exc.strerror or exc}); "
-            "the checkpoint before it is intact"
-        ) from None
+        raise write_error(directory, exc) from None
 
 
-def _write_durably(path: Path, data: bytes) -> None:
+def staging_dir(directory: Path) -> Path:
+    """Where a checkpoint is written before it is swapped in as ``directory``."""
+    return directory.with_name(directory.name + ".tmp")
+
+
+def seal(
+    tmp: Path,
+    directory: Path,
+    state: dict[str, Any],
+    sums: dict[str, str],
+    previous: Path | None,
+) -> None:
+    """Write ``state.json`` (with the files' ``sums``) into ``tmp`` and swap it in as
+    ``directory``. Last: the JSON vouches for files that are already on disk."""
+    write_durably(tmp / STATE_JSON, json.dumps({**state, CHECKSUMS: sums}, indent=1).encode())
+    _swap_in(tmp, directory, previous)
+
+
+def write_error(directory: Path, exc: OSError) -> RecscaleError:
+    return RecscaleError(
+        f"cannot write checkpoint {directory} ({exc.strerror or exc}); "
+        "the checkpoint before it is intact"
+    )
+
+
+def write_durably(path: Path, data: bytes) -> None:
     with open(path, "wb") as fh:
         fh.write(data)
         fh.flush()
@@ -121,20 +144,21 @@ def load_checkpoint(
 ) -> tuple[Tensors, dict[str, Any], Tensors]:
     """Return ``(weights, state, tensors)`` from a checkpoint directory (see
     :func:`load_verified`)."""
-    _, weights, state, tensors = load_verified(directory, previous)
-    return weights, state, tensors
+    return load_verified(directory, previous)[1]
 
 
 def load_verified(
-    directory: Path, previous: Path | None = None
-) -> tuple[Path, Tensors, dict[str, Any], Tensors]:
+    directory: Path, previous: Path | None = None, read: Callable[[Path], Any] | None = None
+) -> tuple[Path, Any]:
     """The newest checkpoint that passes its checks, and where it was: ``directory``, or,
-    with a warning, the copy an interrupted swap left or ``previous``."""
+    with a warning, the copy an interrupted swap left or ``previous``. ``read`` (a
+    checkpoint directory -> what it holds, raising :class:`CorruptCheckpoint`) defaults to
+    ``(weights, state, tensors)`` of a single-file checkpoint."""
     problems: list[str] = []
     candidates = _candidates(directory, previous)
     for candidate in candidates:
         try:
-            loaded = _load_one(candidate)
+            loaded = (read or _load_one)(candidate)
         except CorruptCheckpoint as err:
             problems.append(str(err))
             continue
@@ -144,7 +168,7 @@ def load_verified(
                 CheckpointWarning,
                 stacklevel=2,
             )
-        return (candidate, *loaded)
+        return candidate, loaded
     if problems:
         fallback = f" or its previous copy {previous}" if Path(previous or "") in candidates else ""
         raise CorruptCheckpoint(f"{problems[0]}; no intact checkpoint in {directory}{fallback}")
@@ -162,6 +186,20 @@ def set_aside(directory: Path) -> None:
 
 
 def _load_one(directory: Path) -> tuple[Tensors, dict[str, Any], Tensors]:
+    state = verified_state(directory)
+    if state.get("layout") == "sharded":
+        raise RecscaleError(
+            f"{directory} is a sharded checkpoint (train.parallelism: fsdp); resume it with "
+            "train.parallelism=fsdp, or use the run's checkpoints/best (whole weights)"
+        )
+    weights = _read_tensors(directory / MODEL_FILE)
+    extra = directory / STATE_TENSORS
+    tensors = _read_tensors(extra) if extra.exists() else {}
+    return weights, state, tensors
+
+
+def verified_state(directory: Path) -> dict[str, Any]:
+    """``state.json`` of a checkpoint whose files all match their recorded sha256."""
     meta = directory / STATE_JSON
     try:
         state = json.loads(meta.read_bytes().decode("utf-8"))
@@ -176,12 +214,9 @@ def _load_one(directory: Path) -> tuple[Tensors, dict[str, Any], Tensors]:
         path = directory / name
         if not path.is_file():
             raise CorruptCheckpoint(f"{path}: missing from the checkpoint")
-        if _sha256(path) != expected:
+        if sha256_of(path) != expected:
             raise CorruptCheckpoint(f"{path}: checksum mismatch (truncated or altered)")
-    weights = _read_tensors(directory / MODEL_FILE)
-    extra = directory / STATE_TENSORS
-    tensors = _read_tensors(extra) if extra.exists() else {}
-    return weights, state, tensors
+    return state
 
 
 def _read_tensors(path: Path) -> Tensors:
@@ -194,7 +229,7 @@ def _read_tensors(path: Path) -> Tensors:
         raise CorruptCheckpoint(f"{path}: not a readable safetensors file ({reason})") from None
 
 
-def _sha256(path: Path) -> str:
+def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
         while block := fh.read(1 << 20):

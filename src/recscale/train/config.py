@@ -209,6 +209,10 @@ class TrainConfig(StrictModel):
     # this many optimizer steps and/or minutes, so a killed run loses at most that much.
     checkpoint_every_steps: int | None = Field(None, ge=1)
     checkpoint_every_minutes: float | None = Field(10.0, gt=0.0)
+    # replicate: every rank holds the whole model; fsdp: FSDP2 shards parameters, gradients
+    # and optimizer state over the ranks (see recscale.train.parallel).
+    # The names of recscale.train.parallel.PARALLELISMS (a test holds them equal).
+    parallelism: Literal["replicate", "fsdp"] = "replicate"
 
     @field_validator("device")
     @classmethod
@@ -273,6 +277,8 @@ def check_run_inputs(cfg: RunConfig, source: str = "config") -> None:
             f"{source}: train.init_from: {cfg.train.init_from}: no such run or checkpoint directory"
         )
     check_device(cfg.train.device, source)
+    if cfg.train.parallelism == "fsdp" and cfg.train.device == "mps":
+        raise RecscaleError(f"{source}: train.parallelism: fsdp runs on CPU or CUDA, not mps")
 
 
 def check_device(device: str, source: str = "config") -> None:

@@ -19,6 +19,8 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    # A one-process group this process made (FSDP needs a group even alone).
+    solo_group: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -29,13 +31,18 @@ class Dist:
         return self.world_size > 1
 
 
-def init_distributed(device_kind: str) -> Dist:
-    """Join the process group that ``torchrun`` set up (gloo on CPU, NCCL on CUDA)."""
+def init_distributed(device_kind: str, need_group: bool = False) -> Dist:
+    """Join the process group that ``torchrun`` set up (gloo on CPU, NCCL on CUDA); alone
+    and with ``need_group``, make a one-process group in memory."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
+    backend = "nccl" if device_kind == "cuda" else "gloo"
     if world <= 1:
-        return Dist()
+        if not need_group or dist.is_initialized():
+            return Dist()
+        dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
+        return Dist(solo_group=True)
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+        dist.init_process_group(backend=backend)
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
@@ -80,5 +87,5 @@ def barrier(d: Dist) -> None:
 
 
 def shutdown(d: Dist) -> None:
-    if d.enabled and dist.is_initialized():
+    if (d.enabled or d.solo_group) and dist.is_initialized():
         dist.destroy_process_group()

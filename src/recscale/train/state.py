@@ -36,6 +36,8 @@ class TrainState:
     micro: int = 0
     epoch_loss: float = 0.0
     epoch_count: int = 0
+    # train.batch_size x ranks when the checkpoint was written (None before it was kept).
+    global_batch: int | None = None
 
     @property
     def selection(self) -> Selection:
@@ -75,7 +77,7 @@ def restore_state(
     """Load weights, optimizer, RNG states and progress from ``directory`` (``previous``
     when it is damaged); returns the optimizer in use (an SGD one when the run had switched)."""
     try:
-        used, weights, meta, tensors = ckpt.load_verified(directory, previous)
+        used, (weights, meta, tensors) = ckpt.load_verified(directory, previous)
     except ckpt.CorruptCheckpoint as err:
         raise ckpt.CorruptCheckpoint(
             f"{err}; start the run again without --resume (in a new --out directory)"
@@ -83,6 +85,26 @@ def restore_state(
     if used != directory:
         ckpt.set_aside(directory)  # else the next save would keep it as the previous one
     load_fitting(model, weights, f"--resume from {used}", "the config the run was started with")
+    state, optimizer = restore_progress(meta, used, model, optimizer, switch, optim_cfg)
+    ckpt.optimizer_from_flat(
+        optimizer,
+        meta["optimizer"],
+        {k: v.to(device) for k, v in tensors.items() if k.startswith("optim.")},
+    )
+    ckpt.restore_rng(tensors, {"sampler": sampler})
+    return state, optimizer
+
+
+def restore_progress(
+    meta: dict[str, Any],
+    used: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    switch: OptimizerSwitch,
+    optim_cfg: OptimConfig,
+) -> tuple[TrainState, torch.optim.Optimizer]:
+    """The progress a checkpoint's JSON records, and the optimizer to load its state into
+    (an SGD one when the run had switched; the same type as the run's, or a user error)."""
     state = TrainState(**meta["train_state"])
     if state.switch:
         switch.load_state_dict(state.switch)
@@ -94,13 +116,19 @@ def restore_state(
             f"--resume from {used}: the run was trained with {saved}, the config now asks for "
             f"{type(optimizer).__name__}; resume with the config the run was started with"
         )
-    ckpt.optimizer_from_flat(
-        optimizer,
-        meta["optimizer"],
-        {k: v.to(device) for k, v in tensors.items() if k.startswith("optim.")},
-    )
-    ckpt.restore_rng(tensors, {"sampler": sampler})
     return state, optimizer
+
+
+def check_resume_position(state: TrainState, global_batch: int, used: Path) -> None:
+    """A mid-epoch position counts micro-batches of the saved global batch (per-rank batch
+    x ranks); another global batch would cut the epoch's users differently."""
+    if state.micro and state.global_batch not in (None, global_batch):
+        raise RecscaleError(
+            f"--resume from {used}: the checkpoint is mid-epoch with a global batch of "
+            f"{state.global_batch} users (train.batch_size x ranks), this run has "
+            f"{global_batch}; set train.batch_size so that batch_size x ranks = "
+            f"{state.global_batch}"
+        )
 
 
 def init_weights(model: torch.nn.Module, source: str | Path) -> None:
@@ -141,5 +169,10 @@ def _few(names: list[str], shown: int = 3) -> str:
 
 
 def weights_finite(model: torch.nn.Module) -> bool:
-    """No parameter holds a NaN or an infinity."""
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+    """No parameter holds a NaN or an infinity (of a sharded one: this rank's shard)."""
+    return all(bool(torch.isfinite(_local(p)).all()) for p in model.parameters())
+
+
+def _local(p: torch.Tensor) -> torch.Tensor:
+    to_local = getattr(p, "to_local", None)  # a DTensor (FSDP): this rank's shard
+    return to_local() if callable(to_local) else p

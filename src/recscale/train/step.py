@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 
 from recscale.data.dataset import SequenceDataset
-from recscale.train.distributed import Dist, all_reduce_sum, sum_gradients
+from recscale.train.distributed import Dist, all_reduce_sum
 from recscale.train.facts import train_positions
 from recscale.train.optim import set_lr
 
@@ -25,7 +25,9 @@ class OptimizerStep:
         lr: the base learning rate.
         schedule: optimizer step (0-based) -> multiplier on ``lr``.
         grad_clip: max global gradient norm, or None.
-        dist: the process group (gradients and counts are summed across its ranks).
+        dist: the process group (target counts are summed across its ranks).
+        sync_gradients: makes each gradient the sum over ranks divided by the factor it
+            returns (``train.parallelism`` decides how).
     """
 
     def __init__(
@@ -35,9 +37,10 @@ class OptimizerStep:
         schedule: Callable[[int], float],
         grad_clip: float | None,
         dist: Dist,
+        sync_gradients: Callable[[list[torch.nn.Parameter]], float],
     ) -> None:
         self.params, self.lr, self.schedule = params, lr, schedule
-        self.grad_clip, self.dist = grad_clip, dist
+        self.grad_clip, self.dist, self.sync_gradients = grad_clip, dist, sync_gradients
 
     def __call__(
         self, optimizer: torch.optim.Optimizer, step: int, local_count: int, scheduled: bool
@@ -46,10 +49,10 @@ class OptimizerStep:
         optimizer step ``step``; ``scheduled`` is False once the optimizer manages its own
         rate (after an Adam -> SGD switch). Returns the global target count of the step."""
         global_count = int(all_reduce_sum(torch.tensor(float(local_count)), self.dist).item())
-        sum_gradients(self.params, self.dist)
+        scale = self.sync_gradients(self.params) * max(global_count, 1)
         for p in self.params:
             if p.grad is not None:
-                p.grad.div_(max(global_count, 1))
+                p.grad.div_(scale)
         if self.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
         if scheduled:

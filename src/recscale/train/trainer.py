@@ -39,9 +39,10 @@ from recscale.eval.evaluator import evaluate_metrics
 from recscale.eval.protocols import parse_protocol
 from recscale.models import SequenceRecommender
 from recscale.train import checkpoint as ckpt
+from recscale.train import distributed
 from recscale.train.config import RunConfig, check_run_inputs
 from recscale.train.data import build_run_model, prepare_data
-from recscale.train.distributed import Dist, all_reduce_sum, barrier, init_distributed, pick_device
+from recscale.train.distributed import Dist, all_reduce_sum, barrier, pick_device
 from recscale.train.epoch_log import (
     append_record,
     log_tensorboard,
@@ -52,16 +53,11 @@ from recscale.train.facts import dataset_record, scaling_facts
 from recscale.train.faults import CheckpointClock, all_agree, fault_message
 from recscale.train.losses import behaviour_loss, build_loss
 from recscale.train.optim import OptimizerSwitch, build_optimizer, lr_factor
+from recscale.train.parallel import PARALLELISMS, save_best
 from recscale.train.preflight import check_split
 from recscale.train.record import RunRecord, find_run_record, write_run_record
 from recscale.train.selection import evaluate_and_select, is_legacy_selection
-from recscale.train.state import (
-    TrainState,
-    init_weights,
-    restore_state,
-    save_state,
-    weights_finite,
-)
+from recscale.train.state import TrainState, check_resume_position, init_weights, weights_finite
 from recscale.train.step import OptimizerStep, optimizer_steps
 
 
@@ -80,8 +76,15 @@ def seed_everything(seed: int) -> None:
 def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunResult:
     """Train one model as ``cfg`` says, writing everything into ``run_dir``."""
     run = Recipe.setup(cfg, Path(run_dir), resume)
-    if run.done is not None:
-        return run.done
+    try:
+        return run.done if run.done is not None else _train(run)
+    finally:
+        dist = getattr(run, "dist", None)
+        if dist is not None and dist.solo_group:
+            distributed.shutdown(dist)
+
+
+def _train(run: Recipe) -> RunResult:
     state, cfg = run.state, run.cfg
     for epoch in range(state.epoch, cfg.train.epochs if not state.finished else state.epoch):
         train_loss = run.train_epoch(epoch)
@@ -123,8 +126,10 @@ class Recipe:
         device_kind = (
             "cuda" if cfg.train.device in ("auto", "cuda") and torch.cuda.is_available() else "cpu"
         )
-        dist = init_distributed(device_kind)
+        strategy = PARALLELISMS.get(cfg.train.parallelism)
+        dist = distributed.init_distributed(device_kind, need_group=strategy.sharded)
         device = pick_device(cfg.train.device, dist.local_rank)
+        parallel = strategy(dist, device)
         if cfg.train.num_threads:
             torch.set_num_threads(cfg.train.num_threads)
         seed_everything(cfg.seed)
@@ -132,7 +137,12 @@ class Recipe:
         dataset, split = prepare_data(cfg.data, cfg.seed)
         check_split(split, dataset, parse_protocol(cfg.eval.protocol))
         cfg, model = build_run_model(cfg, dataset)
-        model = model.to(device)
+        checkpoints = run_dir / "checkpoints"
+        last_dir, previous_dir = checkpoints / "last", checkpoints / "previous"
+        resuming = resume and ckpt.find_checkpoint(last_dir, previous_dir) is not None
+        if cfg.train.init_from and not resuming:
+            init_weights(model, cfg.train.init_from)
+        model = parallel.wrap(model.to(device))
         optimizer = build_optimizer(model, cfg.optim)
         switch = OptimizerSwitch(cfg.optim.switch_to_sgd)
         # Negatives are drawn from their own generator so dropout and sampling stay independent.
@@ -141,6 +151,7 @@ class Recipe:
             cfg=cfg,
             run_dir=run_dir,
             dist=dist,
+            parallel=parallel,
             device=device,
             dataset=dataset,
             split=split,
@@ -151,17 +162,15 @@ class Recipe:
             protocol=parse_protocol(cfg.eval.protocol),
             sampler=sampler,
             state=TrainState(),
-            last_dir=run_dir / "checkpoints" / "last",
-            previous_dir=run_dir / "checkpoints" / "previous",
-            best_dir=run_dir / "checkpoints" / "best",
+            last_dir=last_dir,
+            previous_dir=previous_dir,
+            best_dir=checkpoints / "best",
         )
-        resuming = resume and ckpt.find_checkpoint(run.last_dir, run.previous_dir) is not None
-        if cfg.train.init_from and not resuming:
-            init_weights(model, cfg.train.init_from)
         if resuming:
-            run.state, run.optimizer = restore_state(
-                run.last_dir, run.previous_dir, model, optimizer, switch, sampler, cfg.optim, device
+            run.state, run.optimizer = parallel.restore(
+                last_dir, previous_dir, model, optimizer, switch, sampler, cfg.optim
             )
+            check_resume_position(run.state, cfg.train.batch_size * dist.world_size, last_dir)
             final = find_run_record(run_dir)
             if run.state.finished and final is not None:
                 if run.state.stop_reason is not None or run.state.epoch >= cfg.train.epochs:
@@ -197,6 +206,7 @@ class Recipe:
             partial(lr_factor, total_steps=total_steps, cfg=cfg.optim),
             cfg.optim.grad_clip,
             dist,
+            parallel.sync_gradients,
         )
         run.writer = tensorboard_writer(cfg.train.tensorboard and dist.is_main, run_dir)
         run.autocast = autocast(cfg.train.precision, device)
@@ -271,7 +281,7 @@ class Recipe:
                 self.fail(f"non-finite training loss in epoch {epoch + 1}, step {state.step + 1}")
         bar.close()
         state.micro, state.epoch_loss, state.epoch_count = 0, 0.0, 0
-        if state.failure is None and not weights_finite(self.model):
+        if state.failure is None and not self.weights_finite():
             self.fail(f"non-finite weights after epoch {epoch + 1}, step {state.step}")
         return global_mean(epoch_loss, epoch_count, dist)
 
@@ -283,22 +293,20 @@ class Recipe:
     def save_last(self) -> bool:
         """Checkpoint the state as ``last`` (the one before becomes ``previous``); refuses,
         and fails the run, when the weights are no longer finite."""
-        if not weights_finite(self.model):
+        if not self.weights_finite():
             self.fail(f"non-finite weights after step {self.state.step}")
             return False
-        self.state.wall_time_s = self.wall_time()
-        self.state.switch = self.switch.state_dict()
-        if self.dist.is_main:
-            save_state(
-                self.last_dir,
-                self.model,
-                self.optimizer,
-                self.state,
-                self.sampler,
-                previous=self.previous_dir,
-            )
+        state = self.state
+        state.wall_time_s, state.switch = self.wall_time(), self.switch.state_dict()
+        state.global_batch = self.cfg.train.batch_size * self.dist.world_size
+        self.parallel.save(
+            self.last_dir, self.model, self.optimizer, state, self.sampler, self.previous_dir
+        )
         self.clock.saved()
         return True
+
+    def weights_finite(self) -> bool:
+        return all_agree(weights_finite(self.model), self.dist)
 
     def loss_step(self, batch: batching.Batch) -> tuple[torch.Tensor, torch.Tensor | int]:
         """Forward one micro-batch: (summed loss, number of target positions)."""
@@ -338,9 +346,9 @@ class Recipe:
         )
         record.update(result.scores)
         state.select(result.selection)
-        if result.improved and self.dist.is_main:
+        if result.improved:
             meta = {"epoch": state.epoch, cfg.eval.select_metric: result.metric}
-            ckpt.save_checkpoint(self.best_dir, self.model, meta, {})
+            save_best(self.parallel, self.best_dir, self.model, meta, self.dist)
         if self.switch.should_switch(epoch, result.metric):
             self.optimizer = self.switch.switch(self.model, cfg.optim)
             record["optimizer_switched_to"] = "sgd"
@@ -351,17 +359,18 @@ class Recipe:
             )
 
     def evaluate_on(self, model: SequenceRecommender, eval_set: EvalSet) -> dict[str, float]:
-        return evaluate_metrics(
-            model,
-            eval_set,
-            self.protocol,
-            max_len=self.cfg.model.max_len,
-            batch_size=self.cfg.eval.batch_size,
-            ks=self.cfg.eval.ks,
-            device=self.device,
-            rank=self.dist.rank,
-            world_size=self.dist.world_size,
-        )
+        with self.parallel.gathered(model):
+            return evaluate_metrics(
+                model,
+                eval_set,
+                self.protocol,
+                max_len=self.cfg.model.max_len,
+                batch_size=self.cfg.eval.batch_size,
+                ks=self.cfg.eval.ks,
+                device=self.device,
+                rank=self.dist.rank,
+                world_size=self.dist.world_size,
+            )
 
     def end_epoch(self, record: dict[str, Any]) -> None:
         """Log the epoch and checkpoint it as ``last``."""
@@ -388,7 +397,7 @@ class Recipe:
         has_best = ckpt.find_checkpoint(self.best_dir) is not None
         if has_best:
             weights, _, _ = ckpt.load_checkpoint(self.best_dir)
-            self.model.load_state_dict(weights)
+            self.parallel.load_full_weights(self.model, weights)
         legacy = is_legacy_selection(cfg.eval, split)
         # After a fault only a selected checkpoint has weights worth scoring.
         scored = state.failure is None or has_best
