@@ -48,9 +48,9 @@ from recscale.eval.evaluator import evaluate
 from recscale.models import flops_per_token
 from recscale.train.config import RunConfig, load_run_config
 from recscale.train.data import build_run_model, prepare_data
+from recscale.train.facts import peak_memory_mib
 from recscale.train.losses import LossConfig, build_loss
 from recscale.train.optim import build_optimizer
-from recscale.train.trainer import peak_memory_mib
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -84,9 +84,14 @@ class Bench:
     max_steps: int | None = None  # cap on --steps for slow configs (d=256: minutes a step)
 
 
+BUCKETED = "train.bucket_batches=50"
 REF_FAST = {
     "reference": Variant(("loss.impl=reference",)),
     "fast": Variant(("loss.impl=fast",), reference="reference"),
+    # bf16 autocast against the same path in fp32 (opt-in: --variants fast fast-bf16).
+    "fast-bf16": Variant(("loss.impl=fast", "train.precision=bf16"), "fast", opt_in=True),
+    # Length-bucketed batches against shuffled ones (opt-in: --variants fast fast-bucketed).
+    "fast-bucketed": Variant(("loss.impl=fast", BUCKETED), "fast", opt_in=True),
 }
 D256 = ("model.dim=256", "model.layers=4", "model.heads=4")
 SYNTHETIC_BASE = (
@@ -113,7 +118,7 @@ MIXED = (
 
 
 def catalogue_variants(skip_full_reference: bool) -> dict[str, Variant]:
-    return {
+    variants = {
         # The plain full softmax at 1M items needs [positions x 1M] logits several times
         # over (~15 GiB at 950 positions): opt-in there.
         "full-reference": Variant(
@@ -139,6 +144,11 @@ def catalogue_variants(skip_full_reference: bool) -> dict[str, Variant]:
         "sampled-mixed-512-logq": Variant((*MIXED, "loss.num_negatives=512"), reference=SAMPLED),
         "sampled-mixed-1024-logq": Variant((*MIXED, "loss.num_negatives=1024"), reference=SAMPLED),
     }
+    for name in ("full-chunked", "sampled-position-fast", "sampled-batch-1024"):
+        base = variants[name].overrides
+        for suffix, override in (("bf16", "train.precision=bf16"), ("bucketed", BUCKETED)):
+            variants[f"{name}-{suffix}"] = Variant((*base, override), reference=name, opt_in=True)
+    return variants
 
 
 def synthetic(num_items: int) -> Bench:
@@ -258,7 +268,12 @@ class Trainee:
 
 def training_batches(cfg: RunConfig, split, count: int, device: torch.device) -> list:
     batches = batching.train_batches(
-        split.train, cfg.model.max_len, cfg.train.batch_size, cfg.seed, epoch=0
+        split.train,
+        cfg.model.max_len,
+        cfg.train.batch_size,
+        cfg.seed,
+        epoch=0,
+        bucket_batches=cfg.train.bucket_batches,
     )
     return [batching.to_device(b, device) for b in itertools.islice(batches, count)]
 
@@ -391,6 +406,9 @@ def main() -> None:
         " ratios on a loaded machine; peak RSS is then the process's, rows end in"
         " -interleaved)",
     )
+    parser.add_argument(
+        "--tag", help="suffix of this run's row names (keeps other runs' rows of a variant)"
+    )
     parser.add_argument("--single", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--single-config", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -441,11 +459,12 @@ def main() -> None:
             for v, spec in bench.variants.items()
             if (v in args.variants if args.variants else not spec.opt_in)
         ]
+        tag = f"-{args.tag}" if args.tag else ""
         if args.interleave:
             results = child(["--single-config", name, *variants])
-            rows = {v: (f"train-{name}-{v}-interleaved", results) for v in variants}
+            rows = {v: (f"train-{name}-{v}{tag}-interleaved", results) for v in variants}
         else:
-            rows = {v: (f"train-{name}-{v}", None) for v in variants}
+            rows = {v: (f"train-{name}-{v}{tag}", None) for v in variants}
         rate: dict[str, float] = {}
         for variant, (row_name, results) in rows.items():
             if results is None:

@@ -18,11 +18,13 @@ def reference_window(seq, max_len):
     return window[:-1], window[1:]
 
 
-def check_train(ds, max_len, batch_size, seed=0, epoch=0, world_size=1):
+def check_train(ds, max_len, batch_size, seed=0, epoch=0, world_size=1, bucket_batches=None):
     seen = []
     counts = []
     for rank in range(world_size):
-        batches = list(train_batches(ds, max_len, batch_size, seed, epoch, rank, world_size))
+        batches = list(
+            train_batches(ds, max_len, batch_size, seed, epoch, rank, world_size, bucket_batches)
+        )
         counts.append(len(batches))
         for b in batches:
             assert b.items.dtype == torch.long and b.items.shape == b.targets.shape
@@ -58,6 +60,49 @@ def test_train_batches_partition_users_exactly(seqs, max_len, batch_size, world_
     seen, counts = check_train(ds, max_len, batch_size, world_size=world_size)
     assert sorted(seen) == np.flatnonzero(ds.lengths >= 2).tolist()
     assert len(set(counts)) == 1  # every rank takes the same number of steps
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seqs=st.lists(st.lists(st.integers(1, 9), min_size=0, max_size=15), min_size=1, max_size=30),
+    max_len=st.integers(1, 6),
+    batch_size=st.integers(1, 7),
+    world_size=st.integers(1, 3),
+    bucket_batches=st.integers(1, 4),
+)
+def test_length_bucketed_batches_partition_users_exactly(
+    seqs, max_len, batch_size, world_size, bucket_batches
+):
+    ds = timed(seqs)
+    seen, counts = check_train(
+        ds, max_len, batch_size, world_size=world_size, bucket_batches=bucket_batches
+    )
+    assert sorted(seen) == np.flatnonzero(ds.lengths >= 2).tolist()
+    assert len(set(counts)) == 1
+
+
+def padding_share(batches) -> float:
+    real = cells = 0
+    for b in batches:
+        real, cells = real + int(b.lengths.sum()), cells + b.items.numel()
+    return 1 - real / cells
+
+
+def test_length_bucketed_batches_pad_less_and_keep_the_epoch_order_fixed():
+    rng = np.random.default_rng(0)
+    # Lengths spread from 2 to 60, as on the Amazon files (most short, a few long).
+    seqs = [list(rng.integers(1, 50, size=int(n))) for n in rng.geometric(0.08, 2000) + 1]
+    ds = make_dataset(seqs)
+    plain = list(train_batches(ds, 50, 32, seed=1, epoch=0))
+    bucketed = list(train_batches(ds, 50, 32, seed=1, epoch=0, bucket_batches=20))
+    assert padding_share(bucketed) < padding_share(plain) / 3
+    again = list(train_batches(ds, 50, 32, seed=1, epoch=0, bucket_batches=20))
+    assert all(torch.equal(a.items, b.items) for a, b in zip(bucketed, again, strict=True))
+    other = list(train_batches(ds, 50, 32, seed=1, epoch=1, bucket_batches=20))
+    assert not all(
+        a.items.shape == b.items.shape and torch.equal(a.items, b.items)
+        for a, b in zip(bucketed, other, strict=True)
+    )
 
 
 def test_deterministic_per_seed_and_epoch():

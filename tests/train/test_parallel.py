@@ -73,10 +73,10 @@ def test_sharded_checkpoint_resumes_to_the_same_run(tmp_path: Path):
 def test_a_checkpoint_resumes_only_under_the_parallelism_that_wrote_it(tmp_path: Path):
     data = write_sequences(tmp_path / "cycle.txt", users=40)
     train(tiny_config(data, *EXACT, "train.epochs=1", "train.parallelism=fsdp"), tmp_path / "f")
-    with pytest.raises(RecscaleError, match="train.parallelism=fsdp"):
+    with pytest.raises(RecscaleError, match=r"train\.parallelism=fsdp"):
         train(tiny_config(data, *EXACT, "train.epochs=2"), tmp_path / "f", resume=True)
     train(tiny_config(data, *EXACT, "train.epochs=1"), tmp_path / "r")
-    with pytest.raises(RecscaleError, match="train.parallelism=replicate"):
+    with pytest.raises(RecscaleError, match=r"train\.parallelism=replicate"):
         cfg = tiny_config(data, *EXACT, "train.epochs=2", "train.parallelism=fsdp")
         train(cfg, tmp_path / "r", resume=True)
 
@@ -90,7 +90,7 @@ def test_a_mid_epoch_position_needs_the_same_global_batch(tmp_path: Path):
 
 
 def test_unknown_parallelism_names_the_choices():
-    with pytest.raises(RecscaleError, match="train.parallelism.*'replicate' or 'fsdp'"):
+    with pytest.raises(RecscaleError, match=r"train\.parallelism.*'replicate' or 'fsdp'"):
         load_run_config(overrides=["train.parallelism=zero3"])
 
 

@@ -101,6 +101,7 @@ def train_batches(
     epoch: int,
     rank: int = 0,
     world_size: int = 1,
+    bucket_batches: int | None = None,
 ) -> Iterator[Batch]:
     """Shuffled training batches over users with at least 2 interactions.
 
@@ -114,6 +115,12 @@ def train_batches(
     (gradient accumulation is exact). Only the last chunk can be short; when it has
     fewer users than ranks, the remaining ranks get an empty batch (B = 0) to stay in
     lockstep.
+
+    With ``bucket_batches`` = k, batches are length-bucketed: each run of k global chunks
+    of the shuffled order is sorted by window length and cut again, and the full chunks
+    are shuffled, so a batch holds users of similar length and pads little (batches are
+    padded to their longest row). Every user still comes once per epoch, in an order fixed
+    by ``(seed, epoch)``; gradient accumulation is then no longer exactly a larger batch.
     """
     if max_len < 1 or batch_size < 1:
         raise ValueError("max_len and batch_size must be positive")
@@ -124,6 +131,10 @@ def train_batches(
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(eligible)
     chunk = batch_size * world_size
+    if bucket_batches:
+        order = length_bucketed(
+            order, np.minimum(lengths[order], max_len + 1), chunk, bucket_batches, rng
+        )
     for k in range(0, len(order), chunk):
         users = order[k : k + chunk][rank::world_size]
         window = np.minimum(lengths[users], max_len + 1)
@@ -139,6 +150,28 @@ def train_batches(
             _tensor(ratings),
             _tensor(target_ratings),
         )
+
+
+def length_bucketed(
+    order: np.ndarray, windows: np.ndarray, chunk: int, k: int, rng: np.random.Generator
+) -> np.ndarray:
+    """``order`` rearranged so that each ``chunk`` holds users of similar window length:
+    sorted (longest first) within runs of ``k`` chunks, then the full chunks shuffled; a
+    short last chunk stays last."""
+    span = chunk * k
+    ranked = (
+        np.concatenate(
+            [
+                order[i : i + span][np.argsort(-windows[i : i + span], kind="stable")]
+                for i in range(0, len(order), span)
+            ]
+        )
+        if len(order)
+        else order
+    )
+    full = len(ranked) // chunk
+    chunks = ranked[: full * chunk].reshape(full, chunk)[rng.permutation(full)]
+    return np.concatenate([chunks.reshape(-1), ranked[full * chunk :]])
 
 
 def eval_batches(

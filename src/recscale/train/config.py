@@ -189,6 +189,9 @@ class TrainConfig(StrictModel):
     epochs: int = Field(100, ge=1)
     max_tokens: int | None = Field(None, ge=1, description="stop after this many target positions")
     batch_size: int = Field(128, ge=1)
+    # Length-bucketed batches: users sorted by length within runs of this many batches, so
+    # a batch pads little (see recscale.data.batching.train_batches); None: plain shuffle.
+    bucket_batches: int | None = Field(None, ge=1)
     eval_every: int = Field(1, ge=1)
     patience: int | None = Field(
         10, ge=1, description="evaluations without improvement before stopping"

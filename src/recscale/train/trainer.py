@@ -236,6 +236,7 @@ class Recipe:
             epoch,
             rank=dist.rank,
             world_size=dist.world_size,
+            bucket_batches=cfg.train.bucket_batches,
         )
         # Steps are optimizer steps; the bar counts micro-batches.
         bar = tqdm(
