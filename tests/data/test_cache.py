@@ -26,6 +26,7 @@ def test_cache_key_is_pinned():
     # Only roles and sha256s count, not where the files are.
     moved = [replace(f, path=Path("/elsewhere") / f.path) for f in files]
     assert cache_key(moved, options, Recipe(min_seq_len=3)) == key
+    assert cache_key(files, options, Recipe(min_seq_len=3, sort="legacy_unstable")) != key
 
 
 def test_save_then_load_gives_the_same_dataset(tmp_path, toy):

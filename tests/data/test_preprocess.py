@@ -34,6 +34,27 @@ def test_stable_chronological_sort_ties_keep_file_order():
     assert ds.timestamps.tolist() == [3, 3, 7, 5, 5]
 
 
+def test_legacy_sort_is_numpy_quicksort_over_the_file_then_grouped_by_user():
+    rng = np.random.default_rng(0)
+    n = 3000  # long enough that numpy's quicksort leaves ties out of file order
+    users = rng.integers(1, 30, n)
+    items = np.arange(1, n + 1)  # item = file row + 1, so an order is a list of rows
+    times = rng.integers(0, 40, n)
+    r = raw(users.tolist(), items.tolist(), timestamp=times.tolist())
+    legacy = preprocess(r, Recipe(sort="legacy_unstable"), "t")
+    order = np.argsort(times, kind="quicksort")
+    expected: dict[str, list[str]] = {}
+    for row in order:  # what pandas' sort_values(...).groupby("user") yields
+        expected.setdefault(str(users[row]), []).append(str(items[row]))
+    assert seqs(legacy) == expected
+    stable = preprocess(r, Recipe(), "t")
+    assert seqs(stable) != seqs(legacy)  # ties reordered
+    for user, sequence in seqs(stable).items():
+        assert sorted(sequence) == sorted(seqs(legacy)[user])  # same rows per user
+    for u in range(legacy.num_users):  # still chronological within each user
+        assert np.all(np.diff(legacy.timestamps[legacy.offsets[u] : legacy.offsets[u + 1]]) >= 0)
+
+
 def test_no_timestamps_keep_file_order_and_remap_sorted():
     ds = preprocess(raw([1, 1, 1], [30, 5, 100]), Recipe(), "t")
     assert ds.items.tolist() == [2, 1, 3]  # 5 -> 1, 30 -> 2, 100 -> 3

@@ -35,3 +35,32 @@ def test_check_published(toy):
 def test_unverified_figures_only_warn(toy):
     with pytest.warns(UserWarning, match=r"unverified.*users 4 \(published 5\)"):
         check_counts(toy, Published(users=5, verified=False), "toy")
+
+
+def test_tie_share_and_changed_targets_by_hand():
+    from recscale.data.preprocess import Recipe, preprocess
+    from recscale.data.stats import changed_targets, timestamp_tie_share
+    from tests.data.test_preprocess import raw
+
+    # User 1: times 3 3 7 (two tied rows); user 2: 5 5 (tied), 9; user 3: 1 2 (no ties).
+    # User 2's last row (5) and user 3's first (1) differ, and users never tie across.
+    r = raw(
+        [1, 1, 1, 2, 2, 2, 3, 3],
+        [10, 11, 12, 20, 21, 22, 30, 31],
+        timestamp=[3, 3, 7, 5, 5, 9, 1, 2],
+    )
+    ds = preprocess(r, Recipe(), "t")
+    assert timestamp_tie_share(ds) == pytest.approx(4 / 8)
+
+    swapped = raw(
+        [1, 1, 1, 2, 2, 2, 3, 3],
+        [10, 11, 12, 21, 20, 22, 31, 30],
+        timestamp=[3, 3, 7, 5, 5, 9, 1, 2],
+    )
+    other = preprocess(swapped, Recipe(), "t")
+    # User 3's two items swap (test and valid targets move); user 2's tied pair swaps
+    # (its valid target, the second last, moves; its test target 22 stays).
+    assert changed_targets(ds, other) == {
+        "test_targets_changed": pytest.approx(1 / 3),
+        "valid_targets_changed": pytest.approx(2 / 3),
+    }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -50,6 +51,11 @@ def data_prepare(
     console.print(kv_table(f"{name} (prepared)", flat_stats(dataset_statistics(ds))))
 
 
+class SortMode(StrEnum):  # the values of data.recipe.sort (Recipe.sort)
+    stable = "stable"
+    legacy_unstable = "legacy_unstable"
+
+
 @data_app.command("stats")
 def data_stats(
     name_or_path: str,
@@ -66,22 +72,36 @@ def data_stats(
     quality: Annotated[
         bool, typer.Option(help="Also compute ApEn, entropy and compression")
     ] = True,
+    sort: Annotated[
+        SortMode,
+        typer.Option(
+            help="Chronological sort: stable (ties in file order) or legacy_unstable (the HSTU "
+            "code's; also reports the share of leave-one-out targets it changes)"
+        ),
+    ] = SortMode.stable,
     as_json: AsJson = False,
 ) -> None:
     """Statistics of a registered dataset or of your own file."""
     from recscale.data import data_quality, dataset_statistics, load_dataset, read_path
+    from recscale.data.stats import changed_targets
 
-    if fmt is not None or Path(name_or_path).exists():
-        if fmt is None:
-            from recscale.data import format_names
+    def load(mode: str):
+        recipe = {"sort": mode}
+        if fmt is not None or Path(name_or_path).exists():
+            if fmt is None:
+                from recscale.data import format_names
 
-            raise RecscaleError(
-                f"{name_or_path} is a file: say its --format ({', '.join(format_names())})"
-            )
-        ds = read_path(name_or_path, fmt, time_file=time_path)
-    else:
-        ds = load_dataset(name_or_path, data_dir=data_dir)
+                raise RecscaleError(
+                    f"{name_or_path} is a file: say its --format ({', '.join(format_names())})"
+                )
+            return read_path(name_or_path, fmt, time_file=time_path, recipe_overrides=recipe)
+        return load_dataset(name_or_path, data_dir=data_dir, recipe_overrides=recipe)
+
+    ds = load(sort.value)
     stats = dataset_statistics(ds)
+    stats["sort"] = sort.value
+    if sort is not SortMode.stable and ds.timestamps is not None:
+        stats.update(changed_targets(load(SortMode.stable.value), ds))
     if quality:
         stats["quality"] = data_quality(ds)
     if as_json:

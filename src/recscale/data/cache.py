@@ -30,6 +30,16 @@ STORE_VERSION = 1
 _ARRAYS = ("offsets", "items", "user_ids", "item_ids", "timestamps", "ratings", "item_domains")
 
 
+# Recipe fields added after entries were cached, with the value that gives the old
+# behaviour: left out of the key at that value, so existing entries stay valid.
+_LATER_FIELDS = {"sort": "stable"}
+
+
+def _keyed(recipe: Recipe) -> dict[str, Any]:
+    dump = recipe.model_dump()
+    return {k: v for k, v in dump.items() if _LATER_FIELDS.get(k, object()) != v}
+
+
 def cache_key(files: list[ResolvedFile], options: dict[str, Any], recipe: Recipe) -> str:
     """sha256 of the store version, the files' roles and sha256s, reader options and recipe."""
     blob = json.dumps(
@@ -37,7 +47,7 @@ def cache_key(files: list[ResolvedFile], options: dict[str, Any], recipe: Recipe
             "version": STORE_VERSION,
             "files": [[f.role, f.sha256] for f in files],
             "options": options,
-            "recipe": recipe.model_dump(),
+            "recipe": _keyed(recipe),
         },
         sort_keys=True,
     )

@@ -4,8 +4,12 @@ Stage 3 of loading, after the readers and before the cache. The steps run in thi
 each named in the recorded recipe:
 
 1. ``rating_threshold``: keep rows with rating >= t (implicit feedback);
-2. stable chronological sort per user: by timestamp, ties keep file order; files
-   without timestamps keep file order;
+2. chronological sort per user (``sort``): ``stable`` (the default) sorts by timestamp with
+   ties in file order; ``legacy_unstable`` reproduces the HSTU reference code, whose pandas
+   ``sort_values(by="timestamp")`` is numpy's unstable quicksort over the whole file, then
+   groups by user (ties come out in whatever order that sort leaves them: up to a quarter of
+   ML-1M's leave-one-out test targets change, REFERENCES.md §7.3). Files without timestamps
+   keep file order;
 3. ``duplicates``: ``keep`` all, ``drop_consecutive`` (a repeat of the previous item of the
    same user), or ``keep_first`` (the first occurrence of each (user, item));
 4. min counts: ``min_user_count`` / ``min_item_count``, counted once on the data as the
@@ -43,6 +47,7 @@ class Recipe(BaseModel):
     duplicates: Literal["keep", "drop_consecutive", "keep_first"] = "keep"
     min_seq_len: int = Field(1, ge=1)
     max_len: int | None = Field(None, ge=1)
+    sort: Literal["stable", "legacy_unstable"] = "stable"
 
     @classmethod
     def build(
@@ -74,8 +79,7 @@ def preprocess(raw: Interactions, recipe: Recipe, name: str) -> SequenceDataset:
             )
         df = df.filter(pl.col("rating") >= recipe.rating_threshold)
 
-    keys = ["user", "timestamp", "_row"] if raw.has_timestamps else ["user", "_row"]
-    df = df.sort(keys, maintain_order=True)
+    df = _chronological(df, raw.has_timestamps, recipe.sort)
 
     if recipe.duplicates == "keep_first":
         df = df.unique(subset=["user", "item"], keep="first", maintain_order=True)
@@ -95,6 +99,15 @@ def preprocess(raw: Interactions, recipe: Recipe, name: str) -> SequenceDataset:
     if df.height == 0:
         raise RecscaleError(f"{raw.source}: no interactions left after preprocessing with {recipe}")
     return _to_dataset(df, name, recipe)
+
+
+def _chronological(df: pl.DataFrame, has_timestamps: bool, mode: str) -> pl.DataFrame:
+    if has_timestamps and mode == "legacy_unstable":
+        # pandas sort_values(kind="quicksort") is np.argsort(kind="quicksort") on the column.
+        order = np.argsort(df["timestamp"].to_numpy(), kind="quicksort")
+        return df[order].sort("user", maintain_order=True)
+    keys = ["user", "timestamp", "_row"] if has_timestamps else ["user", "_row"]
+    return df.sort(keys, maintain_order=True)
 
 
 def _min_counts(df: pl.DataFrame, recipe: Recipe) -> pl.DataFrame:

@@ -36,7 +36,42 @@ def dataset_statistics(ds: SequenceDataset) -> dict[str, Any]:
     stats["density"] = ds.num_interactions / cells if cells else 0.0
     stats["has_timestamps"] = ds.timestamps is not None
     stats["has_ratings"] = ds.ratings is not None
+    if ds.timestamps is not None:
+        stats["timestamp_tie_share"] = timestamp_tie_share(ds)
     return stats
+
+
+def timestamp_tie_share(ds: SequenceDataset) -> float:
+    """Share of interactions that share their timestamp with another of the same user: the
+    rows whose order only the sort's tie rule decides."""
+    if ds.timestamps is None or ds.num_interactions == 0:
+        return 0.0
+    same = ds.timestamps[1:] == ds.timestamps[:-1]
+    same[ds.offsets[1:-1] - 1] = False  # a user's first row never ties with the previous user
+    tied = np.zeros(ds.num_interactions, dtype=bool)
+    tied[1:] |= same
+    tied[:-1] |= same
+    return float(tied.mean())
+
+
+def changed_targets(stable: SequenceDataset, other: SequenceDataset) -> dict[str, float]:
+    """Share of users whose leave-one-out test target (last item) and valid target (the
+    one before) differ between two orderings of the same interactions (raw ids compared)."""
+    users = np.intersect1d(stable.user_ids, other.user_ids)
+    out = {}
+    for name, back in (("test", 1), ("valid", 2)):
+        a, b = (_target_of(ds, users, back) for ds in (stable, other))
+        out[f"{name}_targets_changed"] = float(np.mean(a != b)) if len(users) else 0.0
+    return out
+
+
+def _target_of(ds: SequenceDataset, users: np.ndarray, back: int) -> np.ndarray:
+    position = {u: i for i, u in enumerate(ds.user_ids)}
+    index = np.array([position[u] for u in users], dtype=np.int64)
+    ends = ds.offsets[index + 1]
+    has = ends - ds.offsets[index] >= back
+    items = np.where(has, ds.items[np.maximum(ends - back, 0)], 0)
+    return ds.item_ids[items]
 
 
 def check_counts(ds: SequenceDataset, expected: Published, what: str) -> None:
