@@ -131,6 +131,22 @@ def test_eval_batches_windows_and_rows():
     assert sorted(r for rows in sharded for r in rows) == [0, 1]
 
 
+def test_eval_batches_by_length_cover_every_row_longest_first():
+    rng = np.random.default_rng(3)
+    ds = make_dataset([list(rng.integers(1, 20, size=int(n))) for n in rng.integers(2, 40, 97)])
+    test = leave_one_out(ds).test
+    for world in (1, 3):
+        rows = []
+        for rank in range(world):
+            for b in eval_batches(test, 25, 8, rank, world, by_length=True):
+                rows += b.rows.tolist()
+                n = np.minimum(test.histories.lengths[b.rows.numpy()], 25)
+                assert b.lengths.tolist() == n.tolist()
+        assert sorted(rows) == list(range(len(test)))
+    one_rank = [b.items.shape[1] for b in eval_batches(test, 25, 8, by_length=True)]
+    assert one_rank == sorted(one_rank, reverse=True)
+
+
 def test_to_device_keeps_fields():
     ds = timed([[1, 2, 3], [4, 5]])
     batch = next(train_batches(ds, 5, 4, 0, 0))

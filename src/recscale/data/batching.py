@@ -180,15 +180,22 @@ def eval_batches(
     batch_size: int,
     rank: int = 0,
     world_size: int = 1,
+    by_length: bool = False,
 ) -> Iterator[EvalBatch]:
-    """Batches of EvalSet rows (rank ``r`` takes rows r, r + world_size, ...), in row order.
+    """Batches of EvalSet rows (rank ``r`` takes rows r, r + world_size, ...), in row order,
+    or with ``by_length`` longest window first, so that a batch pads little (each batch
+    carries its rows' indices).
 
     The history window is the last ``max_len`` items of each history.
     """
     if max_len < 1 or batch_size < 1:
         raise ValueError("max_len and batch_size must be positive")
     hist = eval_set.histories
-    rows_all = np.arange(len(eval_set))[rank::world_size]
+    rows_all = np.arange(len(eval_set))
+    if by_length:
+        window = np.minimum(hist.lengths, max_len)
+        rows_all = rows_all[np.argsort(-window, kind="stable")]
+    rows_all = rows_all[rank::world_size]
     for k in range(0, len(rows_all), batch_size):
         rows = rows_all[k : k + batch_size]
         n = np.minimum(hist.lengths[rows], max_len)

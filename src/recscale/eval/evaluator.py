@@ -181,7 +181,11 @@ def _scored_batches(
     try:
         with _no_autocast(device):
             table = _ItemTable(model.item_vectors().detach().float(), item_chunk, batch_size)
-        for batch in eval_batches(eval_set, max_len, batch_size, rank=rank, world_size=world_size):
+        # Longest first: batches pad little, and ranks do not depend on the batching.
+        batches = eval_batches(
+            eval_set, max_len, batch_size, rank=rank, world_size=world_size, by_length=True
+        )
+        for batch in batches:
             items = batch.items.to(device)
             targets = batch.targets.to(device)
             query = _queries(model, batch, device)
