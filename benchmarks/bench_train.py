@@ -304,22 +304,28 @@ def measure(cfg: RunConfig, bench: Bench, args: argparse.Namespace) -> dict[str,
 def measure_interleaved(
     cfgs: dict[str, RunConfig], bench: Bench, args: argparse.Namespace
 ) -> dict[str, dict[str, Any]]:
-    """All variants in one process, taking turns step by step on the same batches, so
-    that a changing machine load hits every variant alike (peak RSS is the process's)."""
+    """All variants in one process, taking turns step by step, so that a changing machine
+    load hits every variant alike (peak RSS is the process's). Variants that batch alike
+    step on the same batches; one that batches differently (length buckets) on its own."""
     device = torch.device(args.device)
     dataset, split = load_split(bench, next(iter(cfgs.values())))
     trainees = {name: Trainee(cfg, dataset, device) for name, cfg in cfgs.items()}
-    first = next(iter(trainees.values()))
-    batches = training_batches(first.cfg, split, args.warmup + args.steps, device)
-    for i, batch in enumerate(batches):
-        for trainee in trainees.values():
-            trainee.step(batch, timed=i >= args.warmup)
+    made: dict[tuple, list] = {}
+    batches = {}
+    for name, trainee in trainees.items():
+        key = (trainee.cfg.train.batch_size, trainee.cfg.train.bucket_batches)
+        if key not in made:
+            made[key] = training_batches(trainee.cfg, split, args.warmup + args.steps, device)
+        batches[name] = made[key]
+    for i in range(args.warmup + args.steps):
+        for name, trainee in trainees.items():
+            trainee.step(batches[name][i], timed=i >= args.warmup)
     out = {}
     for name, trainee in trainees.items():
         users, eval_s = trainee.evaluate(split, args.eval_users)
         peak = matmul_peak_tflops(device) * 1e12
         out[name] = {
-            **trainee.metrics(dataset, batches[args.warmup :], args.steps, peak),
+            **trainee.metrics(dataset, batches[name][args.warmup :], args.steps, peak),
             "eval_users_per_s": users / eval_s,
             "eval_s": eval_s,
             "eval_users": users,

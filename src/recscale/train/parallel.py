@@ -103,6 +103,8 @@ class FullyShard(Replicate):
         from torch.distributed.device_mesh import init_device_mesh
         from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
 
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)  # FSDP allocates on the current device
         mesh = init_device_mesh(self.device.type, (self.dist.world_size,))
         # Blocks first (inner units), then the root, which keeps the item tables.
         for module in list(model.modules()):
