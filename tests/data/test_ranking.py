@@ -1,0 +1,69 @@
+"""Ranking examples on real MovieLens data: no leakage, negatives never seen, the ratio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recscale.data import load_dataset
+from recscale.data.ranking import eval_examples, train_examples
+from recscale.data.splits import leave_one_out
+
+
+@pytest.fixture(scope="module")
+def ml100k():
+    ds = load_dataset("ml-100k")
+    return ds, leave_one_out(ds)
+
+
+def keys(users, items, width):
+    return set((users.astype(np.int64) * width + items).tolist())
+
+
+def test_no_test_or_valid_positive_is_ever_a_training_candidate(ml100k):
+    ds, split = ml100k
+    train = train_examples(ds, split, negative_ratio=1.0, seed=0)
+    width = ds.num_items + 1
+    seen_in_training = keys(train.users, train.candidates, width)
+    for part in (split.valid, split.test):
+        held = keys(part.users, part.targets, width)
+        assert not held & seen_in_training
+    # Every training history ends before its candidate's position: never a held-out item.
+    for e in np.random.default_rng(0).choice(len(train), 300, replace=False):
+        history = train.history(e)
+        sequence = ds.sequence(int(train.users[e]))
+        assert np.array_equal(history, sequence[: len(history)])
+        if train.labels[e] == 1:
+            assert train.candidates[e] == sequence[len(history)]
+
+
+def test_negatives_are_items_the_user_never_touched_at_the_ratio(ml100k):
+    ds, split = ml100k
+    for ratio in (0.2, 0.5, 1.0, 2.0):
+        ex = train_examples(ds, split, negative_ratio=ratio, seed=1)
+        positives = int((ex.labels == 1).sum())
+        negatives = ex.labels == 0
+        assert negatives.sum() == pytest.approx(ratio * positives, rel=0.02)
+        for u, item in zip(
+            ex.users[negatives][:2000], ex.candidates[negatives][:2000], strict=True
+        ):
+            assert item not in set(ds.sequence(int(u)).tolist())
+
+
+def test_eval_examples_are_the_held_out_positions_only(ml100k):
+    ds, split = ml100k
+    test = eval_examples(ds, split.test, negative_ratio=4, seed=0)
+    positives = test.labels == 1
+    assert positives.sum() == len(split.test)
+    assert np.array_equal(test.candidates[positives], split.test.targets)
+    assert (test.labels == 0).sum() == 4 * len(split.test)
+    again = eval_examples(ds, split.test, negative_ratio=4, seed=0)
+    assert np.array_equal(again.candidates, test.candidates)  # fixed by the seed
+
+
+def test_like_labels_come_from_ratings(ml100k):
+    ds, split = ml100k
+    ex = eval_examples(ds, split.test, negative_ratio=0, seed=0, like_threshold=4)
+    last = ds.offsets[split.test.users + 1] - 1
+    assert np.array_equal(ex.labels, (ds.ratings[last] >= 4).astype(np.float32))
+    assert 0.3 < ex.labels.mean() < 0.8  # both classes, as MovieLens has
