@@ -47,6 +47,7 @@ def evaluate(
     world_size: int = 1,
     compute_loss: bool = True,
     mrr_cutoff: int | None = None,
+    by_length: bool = True,
 ) -> MetricSums:
     """Metric sums over this rank's shard of ``eval_set``.
 
@@ -65,6 +66,8 @@ def evaluate(
         compute_loss: add ``loss``, the full-softmax cross-entropy of the target over items
             ``1..num_items`` with no history exclusion, in nats.
         mrr_cutoff: None for exact MRR; 2500 for the HSTU code's capped reading.
+        by_length: batch the users longest history first (little padding); False keeps
+            row order (the reference; the metrics do not depend on it).
 
     Returns:
         Sums and counts of ``hr@k``, ``ndcg@k``, ``mrr`` (and ``loss``) for this shard only;
@@ -87,6 +90,7 @@ def evaluate(
         rank,
         world_size,
         compute_loss,
+        by_length,
     )
     for _, ranks, loss in batches:
         sums.add_ranks(ranks, ks, mrr_cutoff)
@@ -163,6 +167,7 @@ def _scored_batches(
     rank: int,
     world_size: int,
     compute_loss: bool,
+    by_length: bool = True,
 ) -> Iterator[tuple[np.ndarray, torch.Tensor, torch.Tensor | None]]:
     """``(rows, ranks [B], loss [B] | None)`` per batch of this rank's shard."""
     if device is None:
@@ -181,9 +186,8 @@ def _scored_batches(
     try:
         with _no_autocast(device):
             table = _ItemTable(model.item_vectors().detach().float(), item_chunk, batch_size)
-        # Longest first: batches pad little, and ranks do not depend on the batching.
         batches = eval_batches(
-            eval_set, max_len, batch_size, rank=rank, world_size=world_size, by_length=True
+            eval_set, max_len, batch_size, rank=rank, world_size=world_size, by_length=by_length
         )
         for batch in batches:
             items = batch.items.to(device)

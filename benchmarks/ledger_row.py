@@ -1,0 +1,76 @@
+"""Write a results-ledger row (``benchmarks/results/<name>.json``) from finished run(s).
+
+With several run directories (seeds), the metrics are their mean and ``std`` their sample
+standard deviation. The numbers are read from each run's ``final.json`` (valid-selected
+checkpoint, test split), never typed in.
+
+    python benchmarks/ledger_row.py runs/bench/sasrec-plus-ml1m --name ml-1m-sasrec-plus \\
+        --command "recscale train configs/benchmarks/sasrec-plus-ml1m.yaml ..." \\
+        --published hr@10=0.3152 --note "stopped at epoch 60 of 100"
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SHOWN = ("hr@10", "ndcg@10", "hr@1", "mrr")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--command", required=True, help="the command that made the run(s)")
+    parser.add_argument("--published", nargs="*", default=[], metavar="METRIC=VALUE")
+    parser.add_argument("--note", help="status: converged, capped, what differs")
+    parser.add_argument("--machine", default="2-core CPU (AMD EPYC, AVX2), 1 thread")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    finals = [json.loads((run / "final.json").read_text()) for run in args.runs]
+    dataset = json.loads((args.runs[0] / "dataset.json").read_text())["name"]
+    metrics = {k: [f["test"][k] for f in finals] for k in SHOWN if k in finals[0]["test"]}
+    published = {k: float(v) for k, v in (p.split("=", 1) for p in args.published)}
+    row = {
+        "name": args.name,
+        "dataset": dataset,
+        "protocol": finals[0]["protocol"],
+        "selection": finals[0]["selection"],
+        "metrics": {k: round(float(np.mean(v)), 4) for k, v in metrics.items()},
+        "valid": {k: round(float(np.mean([f["valid"][k] for f in finals])), 4) for k in metrics}
+        if finals[0].get("valid")
+        else None,
+        "published": published or None,
+        "gap": {
+            k: round(row_mean / published[k] - 1, 4)
+            for k, row_mean in ((k, float(np.mean(metrics[k]))) for k in published if k in metrics)
+        }
+        or None,
+        "seeds": len(finals),
+        "seed_values": [f["seed"] for f in finals],
+        "std": {k: round(float(np.std(v, ddof=1)), 4) for k, v in metrics.items()}
+        if len(finals) > 1
+        else None,
+        "best_epoch": [f["best_epoch"] for f in finals],
+        "epochs": [f["facts"]["epochs"] for f in finals],
+        "stop_reason": [f["stop_reason"] for f in finals],
+        "status": args.note,
+        "command": args.command,
+        "machine": args.machine,
+        "date": datetime.date.today().isoformat(),
+        "wall_time_s": round(sum(f["facts"]["wall_time_s"] for f in finals), 1),
+    }
+    row = {k: v for k, v in row.items() if v is not None}
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"{args.name}.json").write_text(json.dumps(row, indent=1) + "\n")
+    print(json.dumps(row, indent=1))
+
+
+if __name__ == "__main__":
+    main()
