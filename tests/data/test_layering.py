@@ -27,6 +27,7 @@ ORDER = [
     "store",
     "splits",
     "batching",
+    "ranking",
     "merge",
     "quality",
     "synthetic",
