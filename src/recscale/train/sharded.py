@@ -31,7 +31,7 @@ SHARDS = "shards"
 LAYOUT = "sharded"
 
 
-def _tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer, rank: int):
+def _tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer):
     """This rank's flat ``{name: tensor}`` view of the model and optimizer (DTensor shards;
     names ``model.<fqn>``, ``optim.<fqn>.<slot>``) and the optimizer's param groups."""
     from torch.distributed.checkpoint.state_dict import (
@@ -68,7 +68,7 @@ def save_sharded(
 
     directory = Path(directory)
     tmp = ckpt.staging_dir(directory)
-    flat, groups = _tensors(model, optimizer, dist.rank)
+    flat, groups = _tensors(model, optimizer)
     prefix = _rng_prefix(dist.rank)
     flat.update({prefix + k: v for k, v in ckpt.rng_state({"sampler": sampler}).items()})
     try:
@@ -137,7 +137,7 @@ def restore_sharded(
     state, optimizer = restore_progress(meta, used, model, optimizer, switch, optim_cfg)
     path = str(used / SHARDS)
     saved = HuggingFaceStorageReader(path).read_metadata().state_dict_metadata
-    flat, _ = _tensors(model, optimizer, dist.rank)
+    flat, _ = _tensors(model, optimizer)
     missing = [k for k in flat if k.startswith("model.") and k not in saved]
     if missing:
         raise RecscaleError(
