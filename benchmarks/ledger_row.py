@@ -36,22 +36,20 @@ def main() -> None:
     finals = [json.loads((run / "final.json").read_text()) for run in args.runs]
     dataset = json.loads((args.runs[0] / "dataset.json").read_text())["name"]
     metrics = {k: [f["test"][k] for f in finals] for k in SHOWN if k in finals[0]["test"]}
+    means = {k: float(np.mean(v)) for k, v in metrics.items()}
     published = {k: float(v) for k, v in (p.split("=", 1) for p in args.published)}
+    valid = finals[0].get("valid")
     row = {
         "name": args.name,
         "dataset": dataset,
         "protocol": finals[0]["protocol"],
         "selection": finals[0]["selection"],
-        "metrics": {k: round(float(np.mean(v)), 4) for k, v in metrics.items()},
+        "metrics": {k: round(v, 4) for k, v in means.items()},
         "valid": {k: round(float(np.mean([f["valid"][k] for f in finals])), 4) for k in metrics}
-        if finals[0].get("valid")
+        if valid
         else None,
         "published": published or None,
-        "gap": {
-            k: round(row_mean / published[k] - 1, 4)
-            for k, row_mean in ((k, float(np.mean(metrics[k]))) for k in published if k in metrics)
-        }
-        or None,
+        "gap": {k: round(means[k] / v - 1, 4) for k, v in published.items() if k in means} or None,
         "seeds": len(finals),
         "seed_values": [f["seed"] for f in finals],
         "std": {k: round(float(np.std(v, ddof=1)), 4) for k, v in metrics.items()}

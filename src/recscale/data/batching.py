@@ -158,16 +158,14 @@ def length_bucketed(
     """``order`` rearranged so that each ``chunk`` holds users of similar window length:
     sorted (longest first) within runs of ``k`` chunks, then the full chunks shuffled; a
     short last chunk stays last."""
+    if len(order) == 0:
+        return order
     span = chunk * k
-    ranked = (
-        np.concatenate(
-            [
-                order[i : i + span][np.argsort(-windows[i : i + span], kind="stable")]
-                for i in range(0, len(order), span)
-            ]
-        )
-        if len(order)
-        else order
+    ranked = np.concatenate(
+        [
+            order[i : i + span][np.argsort(-windows[i : i + span], kind="stable")]
+            for i in range(0, len(order), span)
+        ]
     )
     full = len(ranked) // chunk
     chunks = ranked[: full * chunk].reshape(full, chunk)[rng.permutation(full)]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recscale.data.dataset import SequenceDataset
+from recscale.data.dataset import SequenceDataset, ranges
 from recscale.data.splits import EvalSet, Split
 from recscale.errors import RecscaleError
 
@@ -116,8 +116,9 @@ def train_examples(
 ) -> RankingExamples:
     """Examples from every target position of the training sequences (see the module)."""
     train = split.train
-    rows = np.repeat(np.arange(train.num_users), np.maximum(train.lengths - 1, 0))
-    ends = np.concatenate([np.arange(1, n) for n in train.lengths] or [np.zeros(0, int)])
+    targets_per_row = np.maximum(train.lengths - 1, 0)
+    rows = np.repeat(np.arange(train.num_users), targets_per_row)
+    ends = ranges(np.ones(train.num_users), targets_per_row)  # 1 .. n - 1 per row
     candidates = train.items[train.offsets[rows] + ends]
     if like_threshold is None:
         labels = np.ones(len(rows), dtype=np.float32)
@@ -128,7 +129,7 @@ def train_examples(
     users = _source_users(dataset, train)[rows]
     rng = np.random.default_rng([seed, 0])
     return _with_negatives(
-        dataset, train, rows, ends.astype(np.int64), candidates, labels, users, negative_ratio, rng
+        dataset, train, rows, ends, candidates, labels, users, negative_ratio, rng
     )
 
 

@@ -30,6 +30,8 @@ STATE_TENSORS = "state.safetensors"
 STATE_JSON = "state.json"
 # Key of state.json that holds {file name: sha256} of the tensor files.
 CHECKSUMS = "sha256"
+# state.json's "layout" of a checkpoint sharded over ranks (recscale.train.sharded).
+SHARDED_LAYOUT = "sharded"
 
 Tensors = dict[str, torch.Tensor]
 
@@ -187,7 +189,7 @@ def set_aside(directory: Path) -> None:
 
 def _load_one(directory: Path) -> tuple[Tensors, dict[str, Any], Tensors]:
     state = verified_state(directory)
-    if state.get("layout") == "sharded":
+    if state.get("layout") == SHARDED_LAYOUT:
         raise RecscaleError(
             f"{directory} is a sharded checkpoint (train.parallelism: fsdp); resume it with "
             "train.parallelism=fsdp, or use the run's checkpoints/best (whole weights)"

@@ -25,10 +25,9 @@ from recscale.errors import RecscaleError
 from recscale.train import checkpoint as ckpt
 from recscale.train.distributed import Dist, barrier
 from recscale.train.optim import OptimConfig, OptimizerSwitch
-from recscale.train.state import TrainState, restore_progress
+from recscale.train.state import TrainState, load_for_resume, restore_progress
 
 SHARDS = "shards"
-LAYOUT = "sharded"
 
 
 def _tensors(model: torch.nn.Module, optimizer: torch.optim.Optimizer):
@@ -83,7 +82,7 @@ def save_sharded(
             files = sorted((tmp / SHARDS).glob("*.safetensors"))
             sums = {f"{SHARDS}/{f.name}": ckpt.sha256_of(f) for f in files}
             meta = {
-                "layout": LAYOUT,
+                "layout": ckpt.SHARDED_LAYOUT,
                 "world_size": dist.world_size,
                 "train_state": asdict(state),
                 "optimizer": {"param_groups": groups, "type": type(optimizer).__name__},
@@ -98,7 +97,7 @@ def save_sharded(
 
 def _read_meta(directory: Path) -> dict[str, Any]:
     state = ckpt.verified_state(directory)
-    if state.get("layout") != LAYOUT:
+    if state.get("layout") != ckpt.SHARDED_LAYOUT:
         raise RecscaleError(
             f"{directory} is a checkpoint of an unsharded run (train.parallelism: replicate); "
             "resume it with train.parallelism=replicate"
@@ -125,12 +124,7 @@ def restore_sharded(
         set_optimizer_state_dict,
     )
 
-    try:
-        used, meta = ckpt.load_verified(directory, previous, read=_read_meta)
-    except ckpt.CorruptCheckpoint as err:
-        raise ckpt.CorruptCheckpoint(
-            f"{err}; start the run again without --resume (in a new --out directory)"
-        ) from None
+    used, meta = load_for_resume(directory, previous, read=_read_meta)
     barrier(dist)  # every rank has chosen before rank 0 moves a damaged one aside
     if used != directory and dist.is_main:
         ckpt.set_aside(directory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,12 +77,7 @@ def restore_state(
 ) -> tuple[TrainState, torch.optim.Optimizer]:
     """Load weights, optimizer, RNG states and progress from ``directory`` (``previous``
     when it is damaged); returns the optimizer in use (an SGD one when the run had switched)."""
-    try:
-        used, (weights, meta, tensors) = ckpt.load_verified(directory, previous)
-    except ckpt.CorruptCheckpoint as err:
-        raise ckpt.CorruptCheckpoint(
-            f"{err}; start the run again without --resume (in a new --out directory)"
-        ) from None
+    used, (weights, meta, tensors) = load_for_resume(directory, previous)
     if used != directory:
         ckpt.set_aside(directory)  # else the next save would keep it as the previous one
     load_fitting(model, weights, f"--resume from {used}", "the config the run was started with")
@@ -93,6 +89,19 @@ def restore_state(
     )
     ckpt.restore_rng(tensors, {"sampler": sampler})
     return state, optimizer
+
+
+def load_for_resume(
+    directory: Path, previous: Path, read: Callable[[Path], Any] | None = None
+) -> tuple[Path, Any]:
+    """:func:`~recscale.train.checkpoint.load_verified` for ``--resume``: a checkpoint with
+    no intact copy left is an error that says how to start over."""
+    try:
+        return ckpt.load_verified(directory, previous, read)
+    except ckpt.CorruptCheckpoint as err:
+        raise ckpt.CorruptCheckpoint(
+            f"{err}; start the run again without --resume (in a new --out directory)"
+        ) from None
 
 
 def restore_progress(

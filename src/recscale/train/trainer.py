@@ -37,7 +37,6 @@ from recscale.data import batching
 from recscale.data.splits import EvalSet
 from recscale.eval.evaluator import evaluate_metrics
 from recscale.eval.protocols import parse_protocol
-from recscale.models import SequenceRecommender
 from recscale.train import checkpoint as ckpt
 from recscale.train import distributed
 from recscale.train.config import RunConfig, check_run_inputs
@@ -338,13 +337,11 @@ class Recipe:
     def evaluate_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         """Evaluate, keep the best checkpoint, and apply the switch and stopping rules."""
         cfg, state = self.cfg, self.state
-        result = evaluate_and_select(
-            partial(self.evaluate_on, self.model),
-            self.split,
-            cfg.eval,
-            state.selection,
-            state.epoch,
-        )
+        # One gathering of a sharded model for valid and test alike.
+        with self.parallel.gathered(self.model):
+            result = evaluate_and_select(
+                self.evaluate_on, self.split, cfg.eval, state.selection, state.epoch
+            )
         record.update(result.scores)
         state.select(result.selection)
         if result.improved:
@@ -359,19 +356,19 @@ class Recipe:
                 f"for {cfg.train.patience} evaluations"
             )
 
-    def evaluate_on(self, model: SequenceRecommender, eval_set: EvalSet) -> dict[str, float]:
-        with self.parallel.gathered(model):
-            return evaluate_metrics(
-                model,
-                eval_set,
-                self.protocol,
-                max_len=self.cfg.model.max_len,
-                batch_size=self.cfg.eval.batch_size,
-                ks=self.cfg.eval.ks,
-                device=self.device,
-                rank=self.dist.rank,
-                world_size=self.dist.world_size,
-            )
+    def evaluate_on(self, eval_set: EvalSet) -> dict[str, float]:
+        """The model's metrics on ``eval_set`` (inside ``parallel.gathered`` under FSDP)."""
+        return evaluate_metrics(
+            self.model,
+            eval_set,
+            self.protocol,
+            max_len=self.cfg.model.max_len,
+            batch_size=self.cfg.eval.batch_size,
+            ks=self.cfg.eval.ks,
+            device=self.device,
+            rank=self.dist.rank,
+            world_size=self.dist.world_size,
+        )
 
     def end_epoch(self, record: dict[str, Any]) -> None:
         """Log the epoch and checkpoint it as ``last``."""
@@ -402,6 +399,11 @@ class Recipe:
         legacy = is_legacy_selection(cfg.eval, split)
         # After a fault only a selected checkpoint has weights worth scoring.
         scored = state.failure is None or has_best
+        test, valid = {}, None
+        if scored:
+            with self.parallel.gathered(self.model):
+                test = self.evaluate_on(split.test)
+                valid = self.evaluate_on(split.valid) if split.valid is not None else None
         record = RunRecord(
             run=cfg.name or self.run_dir.name,
             protocol=self.protocol.name,
@@ -410,13 +412,9 @@ class Recipe:
             select_metric=cfg.eval.select_metric,
             best_epoch=state.best_epoch,
             seed=cfg.seed,
-            test=self.evaluate_on(self.model, split.test) if scored else {},
+            test=test,
             stop_reason=state.stop_reason or "epochs done",
-            valid=(
-                self.evaluate_on(self.model, split.valid)
-                if split.valid is not None and scored
-                else None
-            ),
+            valid=valid,
             failure=state.failure,
             test_legacy_best_epoch=None if legacy else state.legacy_best,
             facts=scaling_facts(
