@@ -164,3 +164,124 @@ def eval_examples(
         negative_ratio,
         rng,
     )
+
+
+# ---- batches: one row per user, every example of the row scored in one pass ----------------
+@dataclass(frozen=True)
+class RankingBatch:
+    """A ranker's batch (numpy; ``models.ranker.RankingInputs`` is its torch twin).
+
+    items, labels: [B, N] history window and its labels (right-padded); lengths: [B];
+    scored: [B, N] which history positions are examples (item t given the items before it);
+    candidates, prefix, candidate_labels: [B, M] extra examples, each seeing the first
+    ``prefix`` history items (candidate 0 = padding); users: [B] source user index.
+    """
+
+    items: np.ndarray
+    lengths: np.ndarray
+    labels: np.ndarray
+    scored: np.ndarray
+    candidates: np.ndarray
+    prefix: np.ndarray
+    candidate_labels: np.ndarray
+    users: np.ndarray
+
+
+def _pad(rows: list[np.ndarray], dtype, width: int | None = None) -> np.ndarray:
+    width = max([len(r) for r in rows] + [1]) if width is None else width
+    out = np.zeros((len(rows), width), dtype=dtype)
+    for i, r in enumerate(rows):
+        out[i, : len(r)] = r
+    return out
+
+
+def _row_labels(source: SequenceDataset, row: int, like_threshold: float | None) -> np.ndarray:
+    lo, hi = source.offsets[row], source.offsets[row + 1]
+    if like_threshold is None:
+        return np.ones(hi - lo, dtype=np.float32)
+    if source.ratings is None:
+        raise RecscaleError("like_threshold needs a dataset with ratings (e.g. ml-1m)")
+    return (source.ratings[lo:hi] >= like_threshold).astype(np.float32)
+
+
+def train_batches(
+    dataset: SequenceDataset,
+    split: Split,
+    window: int,
+    negative_ratio: float,
+    batch_size: int,
+    rng: np.random.Generator,
+    like_threshold: float | None = None,
+):
+    """Yield shuffled training :class:`RankingBatch` es over the last ``window`` items of each
+    training sequence: every position after the first is an example (positive, or under
+    ``like_threshold`` its like label), and each position draws ``negative_ratio`` negatives
+    on average (never-seen items, fresh from ``rng`` on every call) at the same prefix."""
+    train = split.train
+    seen = _Seen(dataset)
+    users = _source_users(dataset, train)
+    order = rng.permutation(np.flatnonzero(train.lengths >= 2))
+    for lo in range(0, len(order), batch_size):
+        rows = order[lo : lo + batch_size]
+        histories, labels, cands, prefixes = [], [], [], []
+        for row in rows:
+            seq, lab = (
+                train.sequence(int(row))[-window:],
+                _row_labels(train, int(row), like_threshold),
+            )
+            lab = lab[-window:]
+            counts = _negatives_per(len(seq) - 1, negative_ratio, rng) if negative_ratio > 0 else []
+            prefix = np.repeat(np.arange(1, len(seq)), counts)
+            histories.append(seq)
+            labels.append(lab)
+            prefixes.append(prefix)
+            cands.append(sample_unseen(dataset, np.full(len(prefix), users[row]), rng, seen))
+        lengths = np.array([len(h) for h in histories], dtype=np.int64)
+        width = int(lengths.max())
+        scored = np.arange(width)[None, :] < lengths[:, None]
+        scored[:, 0] = False
+        m = max([len(c) for c in cands] + [1])
+        yield RankingBatch(
+            _pad(histories, np.int64, width),
+            lengths,
+            _pad(labels, np.float32, width),
+            scored,
+            _pad(cands, np.int64, m),
+            _pad(prefixes, np.int64, m),
+            np.zeros((len(rows), m), dtype=np.float32),
+            users[rows],
+        )
+
+
+def eval_batches(examples: RankingExamples, window: int, batch_size: int, like_threshold=None):
+    """Yield the :class:`RankingBatch` es of ``eval_examples``: one row per evaluated user,
+    its last ``window`` history items, and every candidate of the user (its held-out item
+    and negatives) after the whole window."""
+    order = np.argsort(examples.rows, kind="stable")
+    rows = examples.rows[order]
+    starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+    groups = np.split(order, starts[1:])
+    for lo in range(0, len(groups), batch_size):
+        part = groups[lo : lo + batch_size]
+        histories = [examples.history(int(g[0]))[-window:] for g in part]
+        lengths = np.array([len(h) for h in histories], dtype=np.int64)
+        width = max(int(lengths.max()), 1)
+        labels = [
+            _row_labels(examples.source, int(examples.rows[g[0]]), like_threshold)[
+                : int(examples.ends[g[0]])
+            ][-window:]
+            for g in part
+        ]
+        m = max(len(g) for g in part)
+        yield RankingBatch(
+            _pad(histories, np.int64, width),
+            lengths,
+            _pad(labels, np.float32, width),
+            np.zeros((len(part), width), dtype=bool),
+            _pad([examples.candidates[g] for g in part], np.int64, m),
+            _pad(
+                [np.full(len(g), len(h)) for g, h in zip(part, histories, strict=True)], np.int64, m
+            ),
+            _pad([examples.labels[g] for g in part], np.float32, m),
+            np.array([examples.users[g[0]] for g in part], dtype=np.int64),
+        )

@@ -6,7 +6,7 @@
 """
 
 # Importing the backbones registers them in ENCODERS.
-from recscale.models import esasrec, gpt, hstu, llama, sasrec
+from recscale.models import din, esasrec, gpt, hstu, llama, sasrec
 from recscale.models.base import SequenceRecommender, build_model
 from recscale.models.config import (
     ESASRecOptions,
@@ -19,6 +19,7 @@ from recscale.models.config import (
 from recscale.models.encoder import ENCODERS, Encoder
 from recscale.models.hstu import time_buckets
 from recscale.models.presets import PRESETS, preset, preset_dict, preset_names
+from recscale.models.ranker import RANKERS, SCORERS, RankingInputs, build_ranker
 from recscale.models.size import (
     FlopCounts,
     ParamCounts,
@@ -29,11 +30,13 @@ from recscale.models.size import (
     flops_per_token,
 )
 
-del esasrec, gpt, hstu, llama, sasrec
+del din, esasrec, gpt, hstu, llama, sasrec
 
 __all__ = [
     "ENCODERS",
     "PRESETS",
+    "RANKERS",
+    "SCORERS",
     "ESASRecOptions",
     "Encoder",
     "FlopCounts",
@@ -42,9 +45,11 @@ __all__ = [
     "LlamaOptions",
     "ModelConfig",
     "ParamCounts",
+    "RankingInputs",
     "SASRecOptions",
     "SequenceRecommender",
     "build_model",
+    "build_ranker",
     "count_parameters",
     "count_parameters_from_config",
     "count_parameters_meta",

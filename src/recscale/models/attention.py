@@ -5,6 +5,8 @@ Shapes: ``B`` batch, ``N`` sequence length, ``D`` model width, ``H`` heads, ``Dh
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -41,12 +43,58 @@ def rope_angles(
 def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """Rotate consecutive pairs (x[2m], x[2m+1]) by position * freq_m (RoFormer).
 
-    x: [B, H, N, Dh]; cos, sin: [N, Dh/2] -> [B, H, N, Dh].
+    x: [B, H, N, Dh]; cos, sin: [N, Dh/2] (or per row, [B, 1, N, Dh/2]) -> [B, H, N, Dh].
     """
     pairs = x.float().unflatten(-1, (-1, 2))
     x1, x2 = pairs[..., 0], pairs[..., 1]
     out = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
     return out.flatten(-2).type_as(x)
+
+
+@dataclass
+class Attend:
+    """Who attends to whom when the pattern is not plain causal (ranking, M-FALCON).
+
+    The new tokens' queries see the keys ``mask`` allows: the keys of ``past`` (one cached
+    ``(k, v)`` per layer, in layer order) followed by the new tokens' own. Without ``past``
+    the keys are the new tokens alone. ``positions`` are the new tokens' position ids (for
+    position tables, RoPE and relative biases), ``key_positions`` those of every key. With
+    ``store`` each layer appends its new ``(k, v)`` there, as a later call's ``past``.
+
+    Shapes: mask [B, Tq, Tk] bool (True = may attend); positions [B, Tq]; key_positions
+    [B, Tk] int64; Tk = past length + Tq.
+    """
+
+    mask: torch.Tensor
+    positions: torch.Tensor
+    key_positions: torch.Tensor
+    past: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    store: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
+
+    def keys_values(
+        self, layer: int, k: torch.Tensor, v: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A layer's new k, v [B, H, Tq, Dh] -> every key and value it attends over."""
+        if self.store is not None:
+            self.store.append((k, v))
+        if self.past is None:
+            return k, v
+        past_k, past_v = self.past[layer]
+        if past_k.shape[0] != k.shape[0]:  # one cached history for many candidate rows
+            past_k = past_k.expand(k.shape[0], *past_k.shape[1:])
+            past_v = past_v.expand(v.shape[0], *past_v.shape[1:])
+        return torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
+
+
+def rope_at(
+    positions: torch.Tensor, head_dim: int, base: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos, sin: [B, 1, T, Dh/2] for position ids [B, T] (``apply_rope`` broadcasts them)."""
+    inv_freq = base ** (
+        -torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim
+    )
+    angles = positions.float()[:, None, :, None] * inv_freq
+    return angles.cos(), angles.sin()
 
 
 class CausalSelfAttention(nn.Module):
@@ -73,18 +121,35 @@ class CausalSelfAttention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim, bias=bias)
         self.out = nn.Linear(dim, dim, bias=bias)
 
-    def forward(self, x: torch.Tensor, kv_input: torch.Tensor | None = None) -> torch.Tensor:
-        """x: [B, N, D] queries (and keys/values unless kv_input [B, N, D]) -> [B, N, D]."""
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv_input: torch.Tensor | None = None,
+        attend: Attend | None = None,
+        layer: int = 0,
+    ) -> torch.Tensor:
+        """x: [B, N, D] queries (and keys/values unless kv_input [B, N, D]) -> [B, N, D].
+
+        Causal unless ``attend`` says otherwise (``layer`` picks this layer's cache there).
+        """
         kv_input = x if kv_input is None else kv_input
         q = self.q(x).unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
         k, v = (
             self.kv(kv_input).unflatten(-1, (2, self.heads, self.head_dim)).permute(2, 0, 3, 1, 4)
         )
         if self.rope_base is not None:
-            cos, sin = rope_angles(x.shape[1], self.head_dim, self.rope_base, x.device)
+            if attend is None:
+                cos, sin = rope_angles(x.shape[1], self.head_dim, self.rope_base, x.device)
+            else:
+                cos, sin = rope_at(attend.positions, self.head_dim, self.rope_base)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         p = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        if attend is None:
+            y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
+        else:
+            k, v = attend.keys_values(layer, k, v)
+            mask = attend.mask.unsqueeze(1)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         return self.out(y.transpose(1, 2).flatten(-2))
 
 
@@ -139,9 +204,17 @@ class AbsolutePositions(nn.Module):
         nn.init.trunc_normal_(self.table.weight, std=std, a=-2 * std, b=2 * std)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [B, N, D] -> [B, N, D]; N must not exceed max_len."""
-        n = x.shape[1]
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [B, N, D] -> [B, N, D]; positions [B, N] ids (default 0..N-1) below max_len."""
+        n = (
+            x.shape[1]
+            if positions is None
+            else int(positions.max()) + 1
+            if positions.numel()
+            else 0
+        )
         if n > self.table.num_embeddings:
             raise ValueError(f"sequence length {n} exceeds max_len {self.table.num_embeddings}")
-        return self.drop(x + self.table.weight[:n])
+        if positions is None:
+            return self.drop(x + self.table.weight[:n])
+        return self.drop(x + self.table(positions))

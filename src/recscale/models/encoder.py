@@ -34,6 +34,10 @@ class Encoder(nn.Module):
     # Whether model.qk_dim / model.v_dim set the per-head widths (else dim // heads).
     explicit_head_dims: ClassVar[bool] = False
 
+    # Whether forward takes ``attend`` (an arbitrary mask over cached keys, models/attention.py),
+    # which the target-aware rankers and M-FALCON need.
+    supports_attend: ClassVar[bool] = False
+
     def forward(
         self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
     ) -> torch.Tensor:

@@ -22,7 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recscale.models.attention import AbsolutePositions, RMSNorm, SwiGLU, apply_rope, rope_angles
+from recscale.models.attention import (
+    AbsolutePositions,
+    Attend,
+    RMSNorm,
+    SwiGLU,
+    apply_rope,
+    rope_angles,
+    rope_at,
+)
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 from recscale.models.hstu_attention import silu_attention, silu_attention_reference
@@ -65,6 +73,7 @@ class RelativeAttentionBias(nn.Module):
 
     def __init__(self, max_len: int, num_buckets: int | None) -> None:
         super().__init__()
+        self.max_len = max_len
         self.pos_w = nn.Parameter(torch.empty(2 * max_len - 1).normal_(std=0.02))
         self.time_w = (
             nn.Parameter(torch.empty(num_buckets + 1).normal_(std=0.02))
@@ -116,11 +125,15 @@ class HSTULayer(nn.Module):
         pos_index: torch.Tensor | None,
         buckets: torch.Tensor | None,
         rope: tuple[torch.Tensor, torch.Tensor] | None,
+        attend: Attend | None = None,
+        layer: int = 0,
     ) -> torch.Tensor:
         """x: [B, N, D] -> [B, N, D].
 
         mask: [N, N] bool, True where key <= query; silu_weight: [N, N] float, the mask
         divided by n when ``scale_by_n`` (one pass instead of a multiply and a divide).
+        With ``attend`` those three are unused: its mask and positions rule (see
+        :meth:`_attend_any`).
         """
         llama = self.opts.residual == "llama"
         normed = self.norm1(x) if llama else F.layer_norm(x, x.shape[-1:], eps=1e-6)
@@ -131,6 +144,9 @@ class HSTULayer(nn.Module):
         q = q.unflatten(-1, (h, dqk)).transpose(1, 2)  # [B, H, N, Dqk]
         k = k.unflatten(-1, (h, dqk)).transpose(1, 2)
         v = v.unflatten(-1, (h, dv)).transpose(1, 2)  # [B, H, N, Dv]
+        if attend is not None:
+            av = self._attend_any(q, k, v, attend, layer)
+            return self._output(x, av, u, llama)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
         bias = None
@@ -147,6 +163,9 @@ class HSTULayer(nn.Module):
                 scores = scores + bias.unsqueeze(1)
             scores = (scores / math.sqrt(dqk)).masked_fill(~mask, float("-inf"))
             av = torch.softmax(scores, dim=-1) @ v
+        return self._output(x, av, u, llama)
+
+    def _output(self, x: torch.Tensor, av: torch.Tensor, u: torch.Tensor, llama: bool):
         av = av.transpose(1, 2).flatten(-2)  # [B, N, H·Dv]
         av = F.layer_norm(av, av.shape[-1:], eps=1e-6)
         y = x + self.f2(self.drop(av * u if self.opts.u_gate else av))  # eq. (3)
@@ -154,10 +173,32 @@ class HSTULayer(nn.Module):
             y = y + self.drop(self.ffn(self.norm2(y)))
         return y
 
+    def _attend_any(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attend: Attend, layer: int
+    ) -> torch.Tensor:
+        """Eq. (2) under an arbitrary mask, over cached keys too: the plain expression, with
+        the position bias read at key position − query position. Time gaps are not used on
+        this path (the ranking data carries none)."""
+        if self.opts.rope:
+            cos, sin = rope_at(attend.positions, self.dqk, self.opts.rope_base)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        k, v = attend.keys_values(layer, k, v)
+        scores = q @ k.transpose(-1, -2)  # [B, H, Tq, Tk]
+        if self.rab is not None:
+            offset = attend.key_positions[:, None, :] - attend.positions[:, :, None]
+            scores = scores + self.rab.pos_w[offset + self.rab.max_len - 1].unsqueeze(1)
+        mask = attend.mask.unsqueeze(1)
+        if self.opts.attention == "silu":
+            return (F.silu(scores) * mask.to(scores.dtype) * self.attn_scale) @ v
+        scores = (scores / math.sqrt(self.dqk)).masked_fill(~mask, float("-inf"))
+        return torch.softmax(scores, dim=-1) @ v
+
 
 @ENCODERS.register("hstu")
 class HSTU(Encoder):
     """Stack of HSTU layers over item·sqrt(D) + learned absolute positions."""
+
+    supports_attend = True
 
     scale_inputs = True
     default_ffn_mult = 8.0 / 3.0  # SwiGLU sublayer of the "llama" residual ablation
@@ -179,9 +220,18 @@ class HSTU(Encoder):
         self.max_len = cfg.max_len
 
     def forward(
-        self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
+        self,
+        x: torch.Tensor,
+        timestamps: torch.Tensor | None,
+        lengths: torch.Tensor,
+        attend: Attend | None = None,
     ) -> torch.Tensor:
         """x: [B, N, D] item vectors, timestamps: [B, N] | None, lengths: [B] -> [B, N, D]."""
+        if attend is not None:
+            x = self.positions(x, attend.positions)
+            for i, layer in enumerate(self.layers):
+                x = layer(x, None, None, None, None, None, attend, i)
+            return x if self.final_norm is None else self.final_norm(x)
         x = self.positions(x)
         n = x.shape[1]
         opts = self.opts

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recscale.models.attention import CausalSelfAttention, RMSNorm, SwiGLU
+from recscale.models.attention import Attend, CausalSelfAttention, RMSNorm, SwiGLU
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 
@@ -25,14 +25,17 @@ class LlamaBlock(nn.Module):
         self.mlp = SwiGLU(cfg.dim, cfg.ffn_dim)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [B, N, D] -> [B, N, D]."""
-        x = x + self.drop(self.attn(self.norm1(x)))
+    def forward(
+        self, x: torch.Tensor, attend: Attend | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        """x: [B, N, D] -> [B, N, D] (causal, or as ``attend`` says)."""
+        x = x + self.drop(self.attn(self.norm1(x), attend=attend, layer=layer))
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
 @ENCODERS.register("llama")
 class Llama(Encoder):
+    supports_attend = True
     scale_inputs = False
     default_ffn_mult = 8.0 / 3.0
 
@@ -51,14 +54,19 @@ class Llama(Encoder):
                 nn.init.normal_(param, std=cfg.init_std)
 
     def forward(
-        self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
+        self,
+        x: torch.Tensor,
+        timestamps: torch.Tensor | None,
+        lengths: torch.Tensor,
+        attend: Attend | None = None,
     ) -> torch.Tensor:
         """x: [B, N, D] item vectors -> [B, N, D]; timestamps are not used."""
-        if x.shape[1] > self.max_len:
-            raise ValueError(f"sequence length {x.shape[1]} exceeds max_len {self.max_len}")
+        n = x.shape[1] if attend is None else int(attend.positions.max()) + 1
+        if n > self.max_len:
+            raise ValueError(f"sequence length {n} exceeds max_len {self.max_len}")
         x = self.emb_drop(x)
-        for block in self.blocks:
-            x = block(x)
+        for i, block in enumerate(self.blocks):
+            x = block(x, attend, i)
         return self.final_norm(x)
 
     @staticmethod

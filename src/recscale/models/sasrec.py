@@ -18,6 +18,7 @@ from torch import nn
 
 from recscale.models.attention import (
     AbsolutePositions,
+    Attend,
     CausalSelfAttention,
     PointwiseFFN,
     layer_norm,
@@ -36,21 +37,24 @@ class SASRecBlock(nn.Module):
         self.ln1 = layer_norm(cfg.dim, opts.norm_affine, eps=1e-8)
         self.ln2 = layer_norm(cfg.dim, opts.norm_affine, eps=1e-8)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [B, N, D] -> [B, N, D]."""
+    def forward(
+        self, x: torch.Tensor, attend: Attend | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        """x: [B, N, D] -> [B, N, D] (causal, or as ``attend`` says)."""
         if self.norm == "sasrec":
             q = self.ln1(x)
-            x = self.ln2(q + self.attn(q, kv_input=x))
+            x = self.ln2(q + self.attn(q, kv_input=x, attend=attend, layer=layer))
             return x + self.ffn(x)
         if self.norm == "pre":
-            x = x + self.attn(self.ln1(x))
+            x = x + self.attn(self.ln1(x), attend=attend, layer=layer)
             return x + self.ffn(self.ln2(x))
-        x = self.ln1(x + self.attn(x))
+        x = self.ln1(x + self.attn(x, attend=attend, layer=layer))
         return self.ln2(x + self.ffn(x))
 
 
 @ENCODERS.register("sasrec")
 class SASRec(Encoder):
+    supports_attend = True
     scale_inputs = True
     default_ffn_mult = 1.0  # the point-wise FFN of the SASRec code is D wide
 
@@ -73,12 +77,16 @@ class SASRec(Encoder):
                 nn.init.zeros_(param)
 
     def forward(
-        self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
+        self,
+        x: torch.Tensor,
+        timestamps: torch.Tensor | None,
+        lengths: torch.Tensor,
+        attend: Attend | None = None,
     ) -> torch.Tensor:
         """x: [B, N, D] scaled item vectors -> [B, N, D]; timestamps are not used."""
-        x = self.positions(x)
-        for block in self.blocks:
-            x = block(x)
+        x = self.positions(x, None if attend is None else attend.positions)
+        for i, block in enumerate(self.blocks):
+            x = block(x, attend, i)
         return x if self.final_norm is None else self.final_norm(x)
 
     @staticmethod

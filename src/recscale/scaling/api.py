@@ -41,8 +41,7 @@ def fit_results(
     _require_column(table, metric)
     if holdout is None:
         return fit_summary(fit_law(LAWS.get(law), table, metric=metric, n_boot=n_boot, seed=seed))
-    spec: str | list[str] = holdout if ":" in holdout else [h.strip() for h in holdout.split(",")]
-    check = holdout_check(LAWS.get(law), table, spec, metric=metric, n_boot=n_boot, seed=seed)
+    check = holdout_check(LAWS.get(law), table, holdout, metric=metric, n_boot=n_boot, seed=seed)
     rows = [row.to_dict() for row in check.rows]
     return {
         **fit_summary(check.fit),

@@ -21,6 +21,7 @@ from recscale.scaling import plots, run_plots
 from recscale.scaling.sections import TASK_METRIC, LawReport, ReportFigure, TaskPoints
 
 CROSS_METRICS = ("loss", "hr@10", "ndcg@10")
+RANKING_METRICS = ("auc", "gauc", "logloss")
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,8 @@ def _data_scaling(results: pl.DataFrame, reports: Sequence[LawReport]) -> Drawn 
 def _backbones(results: pl.DataFrame, reports: Sequence[LawReport]) -> Drawn | None:
     if not ("backbone" in results.columns and results["backbone"].n_unique() > 1):
         return None
+    if not any(m in results.columns for m in CROSS_METRICS):
+        return None
     return Drawn(
         "backbones",
         "Cross-backbone scaling",
@@ -124,9 +127,48 @@ def _backbones(results: pl.DataFrame, reports: Sequence[LawReport]) -> Drawn | N
     )
 
 
+def _ranking_ladder(results: pl.DataFrame) -> pl.DataFrame:
+    """The ranking runs at the sweep's most common scoring network and negative ratio."""
+    table = results.filter(pl.col("auc").is_not_null())
+    for switch in ("scorer", "negative_ratio"):
+        table = table.filter(pl.col(switch) == table[switch].mode().sort()[0])
+    return table
+
+
+def _ranking_blocks(results: pl.DataFrame, reports: Sequence[LawReport]) -> Drawn | None:
+    if "auc" not in results.columns:
+        return None
+    ladder = _ranking_ladder(results)
+    scorer, ratio = ladder["scorer"][0], ladder["negative_ratio"][0]
+    return Drawn(
+        "ranking-blocks",
+        "Ranking: AUC, GAUC and logloss by blocks",
+        f"One line per ranker (target-aware backbones and DIN), scoring network {scorer}, "
+        f"negative ratio {ratio:g}; a ranker whose AUC keeps rising with blocks scales. "
+        "Lower logloss need not mean higher AUC.",
+        run_plots.plot_cross_backbone(ladder, RANKING_METRICS),
+    )
+
+
+def _ranking_variants(results: pl.DataFrame, reports: Sequence[LawReport]) -> Drawn | None:
+    if "auc" not in results.columns:
+        return None
+    if results["negative_ratio"].n_unique() < 2 and results["scorer"].n_unique() < 2:
+        return None
+    return Drawn(
+        "ranking-variants",
+        "Ranking: negative-sampling ratio and scoring network",
+        "Test AUC (mean over runs) against the training negative ratio at each model's most "
+        "common scoring network, and per scoring network at its most common ratio.",
+        run_plots.plot_ranking_variants(results.filter(pl.col("auc").is_not_null())),
+    )
+
+
 TABLE_FIGURES: tuple[tuple[int, Callable[..., Drawn | None]], ...] = (
     (20, _data_scaling),
     (50, _backbones),
+    (52, _ranking_blocks),
+    (54, _ranking_variants),
 )
 TASK_ORDER = 70
 

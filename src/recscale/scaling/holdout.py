@@ -45,10 +45,13 @@ class Holdout:
 def select_holdout(
     table: pl.DataFrame, holdout: str | Sequence[str], by: str = "non_embedding_params"
 ) -> list[str]:
-    """Run names for ``"largest:K"`` (the K largest by ``by``) or an explicit list."""
+    """Run names for ``"largest:K"`` (the K largest by ``by``) or an explicit list (a list,
+    or one string of comma-separated names, as a sweep file or the CLI gives it)."""
     if "run" not in table.columns:
         raise RecscaleError("the results table has no 'run' column to name held-out runs")
     known = [str(r) for r in table["run"]]
+    if isinstance(holdout, str) and ":" not in holdout:
+        holdout = [name.strip() for name in holdout.split(",") if name.strip()]
     if isinstance(holdout, str):
         kind, _, k = holdout.partition(":")
         if kind not in ("largest", "smallest") or not k.isdigit() or int(k) < 1:

@@ -56,6 +56,10 @@ def metric_label(metric: str) -> str:
     if metric.startswith(("hr@", "ndcg@")):
         name, k = metric.split("@")
         return f"{name.upper()}@{k} (test, fraction)"
+    if metric in ("auc", "gauc"):
+        return f"{metric.upper()} (test)"
+    if metric == "logloss":
+        return "logloss (test)"
     return metric.upper() if metric == "mrr" else metric
 
 

@@ -142,6 +142,43 @@ def plot_cross_backbone(results: pl.DataFrame, metrics: Sequence[str]) -> Figure
     return tidy_log_axes(fig)
 
 
+def plot_ranking_variants(results: pl.DataFrame, metric: str = "auc") -> Figure:
+    """Ranking ``metric`` against the negative-sampling ratio (one line per backbone) and per
+    scoring network (one marker per backbone), over the runs that vary them."""
+    fig, axes = new_figure(2, width=4.4, height=3.9)
+    backbones = results["backbone"].unique().sort().to_list()
+    colors = palette(len(backbones))
+    scorers = results["scorer"].unique().sort().to_list()
+    for i, (bb, color) in enumerate(zip(backbones, colors, strict=True)):
+        part = results.filter(pl.col("backbone") == bb)
+        # each panel holds the other switch at its most common value
+        common_scorer = part["scorer"].mode().sort()[0]
+        ratios = (
+            part.filter(pl.col("scorer") == common_scorer)
+            .group_by("negative_ratio")
+            .agg(pl.col(metric).mean())
+            .sort("negative_ratio")
+        )
+        axes[0].plot(ratios["negative_ratio"], ratios[metric], marker="o", color=color, label=bb)
+        common_ratio = part["negative_ratio"].mode().sort()[-1]
+        by_scorer = (
+            part.filter(pl.col("negative_ratio") == common_ratio)
+            .group_by("scorer")
+            .agg(pl.col(metric).mean())
+        )
+        xs = [scorers.index(s) + 0.08 * (i - len(backbones) / 2) for s in by_scorer["scorer"]]
+        axes[1].plot(xs, by_scorer[metric], "o", color=color, ms=7, label=bb)
+    axes[0].set_xlabel("negative-sampling ratio (negatives per positive)")
+    axes[0].set_title(f"{metric_label(metric)} by negative ratio")
+    axes[1].set_xticks(range(len(scorers)), scorers)
+    axes[1].set_xlabel("scoring network")
+    axes[1].set_title(f"{metric_label(metric)} by scoring network")
+    for ax in axes:
+        ax.set_ylabel(metric_label(metric))
+        ax.legend(loc="best", title="model", fontsize=8.5)
+    return fig
+
+
 def plot_task(
     task: str, points: Sequence[tuple[float, dict[str, dict]]], metric: str = "hr@10"
 ) -> Figure:

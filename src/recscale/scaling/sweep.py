@@ -213,7 +213,7 @@ def collect_results(out: Path, runs: list[SweepRun]) -> pl.DataFrame:
         cfg = run.config
         coords = {
             "run": run.name,
-            "backbone": cfg.model.backbone,
+            "backbone": cfg.model_label,
             "layers": cfg.model.layers,
             "dim": cfg.model.dim,
             "heads": cfg.model.heads,
@@ -221,7 +221,11 @@ def collect_results(out: Path, runs: list[SweepRun]) -> pl.DataFrame:
             "data_fraction": cfg.data.fraction,
             "seed": cfg.seed,
         }
-        rows.append(results_row(record, coords, apen=_train_apen(cfg, quality_cache)))
+        row = results_row(record, coords, apen=_train_apen(cfg, quality_cache))
+        if cfg.task == "ranking":
+            r = cfg.ranking
+            row.update(ranker=r.ranker, scorer=r.scorer, negative_ratio=r.negative_ratio)
+        rows.append(row)
     return pl.DataFrame(rows) if rows else pl.DataFrame()
 
 

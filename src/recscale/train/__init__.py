@@ -13,7 +13,7 @@ _EXPORTS = {
     "RunConfig": "recscale.train.config",
     "TrainConfig": "recscale.train.config",
     "load_run_config": "recscale.train.config",
-    "RunResult": "recscale.train.trainer",
+    "RunResult": "recscale.train.result",
     "train": "recscale.train.trainer",
 }
 

@@ -225,8 +225,62 @@ class TrainConfig(StrictModel):
         return value
 
 
+RANKING_METRICS = ("auc", "gauc", "logloss")
+
+
+class RankingConfig(StrictModel):
+    """The ranking task (``task: ranking``): P(engage | history, candidate), trained with
+    binary cross-entropy and scored by AUC, GAUC and logloss (``data/ranking.py``)."""
+
+    # A ranker in models.ranker.RANKERS: target_aware (model.backbone reads the candidate
+    # after the history) or din.
+    ranker: str = "target_aware"
+    # The scoring network on (final state, candidate vector): dot, mlp or ffn.
+    scorer: str = "dot"
+    # Sampled never-seen negatives per training positive (the paper varies 0.2 to 1.0).
+    negative_ratio: float = Field(1.0, ge=0.0, le=100.0)
+    # Negatives per held-out positive in validation and test; the same for every run, so
+    # runs with different training ratios are scored on the same examples.
+    eval_negatives: int = Field(1, ge=1, le=10_000)
+    # With ratings: every rated item is an example labelled rating >= like_threshold.
+    like_threshold: float | None = None
+    # Interleave each history item with an action token holding its label (HSTU's items and
+    # actions); default: on when like_threshold gives labels.
+    interleave_labels: bool | None = None
+    # Candidates per M-FALCON micro-batch at evaluation (target-aware rankers).
+    micro_batch: int = Field(64, ge=1)
+    # Selects the checkpoint and drives early stopping (logloss: lower is better).
+    select_metric: Literal["auc", "gauc", "logloss"] = "auc"
+
+    @field_validator("ranker", "scorer")
+    @classmethod
+    def _registered(cls, value: str, info: ValidationInfo) -> str:
+        from recscale.models.ranker import RANKERS, SCORERS
+
+        registry = RANKERS if info.field_name == "ranker" else SCORERS
+        registry.check(value)
+        return value
+
+    @property
+    def interleave(self) -> bool:
+        if self.interleave_labels is None:
+            return self.like_threshold is not None
+        return self.interleave_labels
+
+    @property
+    def protocol(self) -> str:
+        """``ranking-loo-neg<K>``: each evaluated user's held-out item against K sampled
+        never-seen items (labels by ``like`` under like_threshold)."""
+        like = "" if self.like_threshold is None else f"-like{self.like_threshold:g}"
+        return f"ranking-loo-neg{self.eval_negatives}{like}"
+
+
 class RunConfig(StrictModel):
     name: str | None = None
+    # retrieval: next-item prediction over the catalogue; ranking: one candidate at a time
+    # (the ``ranking`` section).
+    task: Literal["retrieval", "ranking"] = "retrieval"
+    ranking: RankingConfig = Field(default_factory=lambda: RankingConfig())
     # Seeds every generator (torch, numpy, the batch order per epoch).
     seed: int = Field(42, ge=0, le=2**32 - 1)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -240,6 +294,36 @@ class RunConfig(StrictModel):
     def _behaviour_source(self) -> RunConfig:
         if self.model.predict_behaviour and self.data.behaviour == "none":
             raise ValueError("model.predict_behaviour needs data.behaviour (allowed: rating)")
+        return self
+
+    @property
+    def model_label(self) -> str:
+        """The backbone, or for a ranking run with its own architecture (DIN) the ranker."""
+        if self.task == "ranking" and self.ranking.ranker != "target_aware":
+            return self.ranking.ranker
+        return self.model.backbone
+
+    @model_validator(mode="after")
+    def _ranking_setup(self) -> RunConfig:
+        if self.task != "ranking":
+            return self
+        r = self.ranking
+        encoder = self.model.encoder_class
+        if r.ranker == "target_aware" and not encoder.supports_attend:
+            from recscale.models import ENCODERS
+
+            able = [n for n in ENCODERS.names() if ENCODERS.get(n).supports_attend]
+            raise ValueError(
+                f"ranking.ranker target_aware: model.backbone {self.model.backbone!r} cannot "
+                f"rank; allowed: {', '.join(able)} (or ranking.ranker: din)"
+            )
+        if r.negative_ratio == 0 and r.like_threshold is None:
+            raise ValueError(
+                "ranking.negative_ratio 0 without ranking.like_threshold leaves no negative "
+                "examples; set a ratio > 0 or labels from ratings"
+            )
+        if self.data.behaviour != "none" or self.data.item_features:
+            raise ValueError("task ranking reads item ids only (data.behaviour, item_features)")
         return self
 
 

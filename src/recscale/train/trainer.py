@@ -20,15 +20,12 @@ from __future__ import annotations
 import itertools
 import json
 import math
-import random
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -54,26 +51,18 @@ from recscale.train.losses import behaviour_loss, build_loss
 from recscale.train.optim import OptimizerSwitch, build_optimizer, lr_factor
 from recscale.train.parallel import PARALLELISMS, save_best
 from recscale.train.preflight import check_split
+from recscale.train.ranking import train_ranking
 from recscale.train.record import RunRecord, find_run_record, write_run_record
+from recscale.train.result import RunResult, seed_everything
 from recscale.train.selection import evaluate_and_select, is_legacy_selection
 from recscale.train.state import TrainState, check_resume_position, init_weights, weights_finite
 from recscale.train.step import OptimizerStep, optimizer_steps
 
 
-@dataclass
-class RunResult:
-    run_dir: Path
-    final: dict[str, Any]
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunResult:
     """Train one model as ``cfg`` says, writing everything into ``run_dir``."""
+    if cfg.task == "ranking":
+        return train_ranking(cfg, Path(run_dir), resume=resume)
     run = Recipe.setup(cfg, Path(run_dir), resume)
     try:
         return run.done if run.done is not None else _train(run)
