@@ -67,3 +67,45 @@ def test_like_labels_come_from_ratings(ml100k):
     last = ds.offsets[split.test.users + 1] - 1
     assert np.array_equal(ex.labels, (ds.ratings[last] >= 4).astype(np.float32))
     assert 0.3 < ex.labels.mean() < 0.8  # both classes, as MovieLens has
+
+
+def test_training_batches_hold_no_held_out_item_and_only_unseen_negatives(ml100k):
+    from recscale.data.ranking import train_batches
+
+    ds, split = ml100k
+    width = ds.num_items + 1
+    held = keys(split.test.users, split.test.targets, width) | keys(
+        split.valid.users, split.valid.targets, width
+    )
+    rng = np.random.default_rng(0)
+    positives = negatives = 0
+    for batch in train_batches(ds, split, 30, 0.5, 64, rng):
+        real = batch.candidates != 0
+        u = np.broadcast_to(batch.users[:, None], real.shape)[real]
+        assert not keys(u, batch.candidates[real], width) & held
+        for user, item in zip(u, batch.candidates[real], strict=True):
+            assert item not in set(ds.sequence(int(user)).tolist())
+        assert (batch.prefix[real] >= 1).all() and (batch.prefix <= batch.lengths[:, None]).all()
+        for row, user in enumerate(batch.users):
+            train_seq = ds.sequence(int(user))[:-2]  # leave-one-out: last two are held out
+            history = batch.items[row, : batch.lengths[row]]
+            assert np.array_equal(history, train_seq[-30:])
+        positives += int(batch.scored.sum())
+        negatives += int(real.sum())
+    assert negatives == pytest.approx(0.5 * positives, rel=0.03)
+
+
+def test_eval_batches_group_each_users_candidates_after_the_whole_window(ml100k):
+    from recscale.data.ranking import eval_batches
+
+    ds, split = ml100k
+    ex = eval_examples(ds, split.test, negative_ratio=3, seed=0)
+    rows = 0
+    for batch in eval_batches(ex, 20, 100):
+        real = batch.candidates != 0
+        assert (real.sum(1) == 4).all()  # the held-out item and its 3 negatives
+        assert (batch.candidate_labels[real].reshape(-1, 4).sum(1) == 1).all()
+        assert (batch.prefix[real].reshape(-1, 4) == batch.lengths[:, None]).all()
+        assert (batch.lengths <= 20).all()
+        rows += len(batch.users)
+    assert rows == len(split.test)

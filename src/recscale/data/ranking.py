@@ -74,6 +74,8 @@ def sample_unseen(
 
 
 def _negatives_per(positives: int, ratio: float, rng: np.random.Generator) -> np.ndarray:
+    if ratio <= 0:
+        return np.zeros(positives, dtype=np.int64)
     whole = int(np.floor(ratio))
     return whole + (rng.random(positives) < ratio - whole).astype(np.int64)
 
@@ -89,7 +91,7 @@ def _with_negatives(
     ratio: float,
     rng: np.random.Generator,
 ) -> RankingExamples:
-    counts = _negatives_per(len(rows), ratio, rng) if ratio > 0 else np.zeros(len(rows), int)
+    counts = _negatives_per(len(rows), ratio, rng)
     pick = np.repeat(np.arange(len(rows)), counts)
     negatives = sample_unseen(dataset, users[pick], rng, _Seen(dataset))
     return RankingExamples(
@@ -230,7 +232,7 @@ def train_batches(
                 _row_labels(train, int(row), like_threshold),
             )
             lab = lab[-window:]
-            counts = _negatives_per(len(seq) - 1, negative_ratio, rng) if negative_ratio > 0 else []
+            counts = _negatives_per(len(seq) - 1, negative_ratio, rng)
             prefix = np.repeat(np.arange(1, len(seq)), counts)
             histories.append(seq)
             labels.append(lab)

@@ -74,10 +74,12 @@ def users_in_domains(dataset: SequenceDataset, domains: list[str]) -> SequenceDa
     return dataset.select_users(users)
 
 
-def prepare_data(cfg, seed: int) -> tuple[SequenceDataset, splits.Split]:
+def prepare_data(
+    cfg, seed: int, keep_ratings: bool = False
+) -> tuple[SequenceDataset, splits.Split]:
     dataset = load_source(cfg)
-    if cfg.behaviour == "none" and dataset.ratings is not None:
-        # No model reads them: keep them out of every batch.
+    if cfg.behaviour == "none" and dataset.ratings is not None and not keep_ratings:
+        # No model reads them: keep them out of every batch (rankers keep them for labels).
         dataset = replace(dataset, ratings=None)
     split = SPLITS.get(cfg.split)(dataset, cfg)
     if cfg.fraction < 1.0:

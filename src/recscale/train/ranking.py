@@ -163,7 +163,7 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
     seed_everything(cfg.seed)
-    dataset, split = prepare_data(cfg.data, cfg.seed)
+    dataset, split = prepare_data(cfg.data, cfg.seed, keep_ratings=r.like_threshold is not None)
     if split.valid is None or split.test is None:
         raise RecscaleError(
             f"task ranking needs a split with valid and test parts, not {split.name!r}"
@@ -316,7 +316,8 @@ def evaluate_ranking_run(
     target = run_dir / "checkpoints" / checkpoint
     if ckpt.find_checkpoint(target) is None:
         raise RecscaleError(f"{run_dir}: no {checkpoint} checkpoint (was the run started?)")
-    dataset, parts = prepare_data(cfg.data, cfg.seed)
+    keep = cfg.ranking.like_threshold is not None
+    dataset, parts = prepare_data(cfg.data, cfg.seed, keep_ratings=keep)
     device = pick_device("auto")
     model = build_run_ranker(cfg, dataset)
     model.load_state_dict(ckpt.load_checkpoint(target)[0])
