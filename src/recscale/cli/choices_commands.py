@@ -16,6 +16,8 @@ from recscale.errors import RecscaleError
 # kind -> (module, registry): imported only when asked, so --help stays fast.
 REGISTRIES = {
     "backbones": ("recscale.models", "ENCODERS"),
+    "rankers": ("recscale.models", "RANKERS"),
+    "scorers": ("recscale.models", "SCORERS"),
     "datasets": ("recscale.data", "DATASETS"),
     "formats": ("recscale.data", "READERS"),
     "protocols": ("recscale.eval.protocols", "PROTOCOLS"),
@@ -35,7 +37,13 @@ def registry_of(kind: str):
 
 
 def describe(entry: Any) -> str:
-    text = getattr(entry, "description", None) or (getattr(entry, "__doc__", None) or "")
+    # a law says what it is by its formula; the rest by a description or a docstring
+    text = (
+        getattr(entry, "description", None)
+        or getattr(entry, "formula", None)
+        or getattr(entry, "__doc__", None)
+        or ""
+    )
     return text.strip().splitlines()[0] if text.strip() else ""
 
 

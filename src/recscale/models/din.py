@@ -22,6 +22,8 @@ QUERY_CHUNK = 32
 
 @RANKERS.register("din")
 class DIN(nn.Module):
+    """DIN: the candidate's activation unit weighs each visible history item, then a scorer."""
+
     def __init__(self, cfg: ModelConfig, num_items: int, scorer: str, interleave: bool) -> None:
         super().__init__()
         d = cfg.dim

@@ -69,7 +69,7 @@ class DotScorer(nn.Module):
 
 @SCORERS.register("mlp")
 class MLPScorer(nn.Module):
-    """MLP([state, candidate, state * candidate]) with one hidden layer of width D."""
+    """An MLP over (state, candidate, state * candidate) with one hidden layer of width D."""
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -106,7 +106,7 @@ def label_ids(labels: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
 
 @RANKERS.register("target_aware")
 class TargetAwareRanker(nn.Module):
-    """A backbone reading [history tokens; candidate tokens] under the ranking mask."""
+    """A backbone reading the history tokens, then the candidate tokens, under the ranking mask."""
 
     def __init__(self, cfg: ModelConfig, num_items: int, scorer: str, interleave: bool) -> None:
         super().__init__()
