@@ -41,5 +41,5 @@ def test_a_ranking_sweep_reports_auc_by_blocks_and_variants(tmp_path):
     text = md.read_text()
     assert "Ranking: AUC, GAUC and logloss by blocks" in text
     assert "Ranking: negative-sampling ratio and scoring network" in text
-    assert "log_compute:auc" in text
+    assert "log_compute on auc" in text  # the law fitted to AUC, with its held-out run
     assert len(list(md.parent.glob("fig-*ranking*.png"))) == 2
