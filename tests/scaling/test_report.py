@@ -168,3 +168,22 @@ def test_performance_law_with_data_size_plots(tmp_path):
     )
     html_path, _ = write_report(results, {"PL with data": fit}, tmp_path)
     assert html_path.read_text().count("data:image/png;base64,") == 1
+
+
+def test_performance_law_figure_marks_held_out_runs():
+    from recscale.scaling.plots import plot_performance_law
+
+    law = LAWS.get("performance_law")
+    grid = [(n, h) for n in (1, 2, 4, 8) for h in (16, 32, 64, 96)]
+    x = np.array(grid, dtype=float)
+    y = law(x, np.array([0.02, 0.03, 1.0, 0.3, 0.5, 0.4, 1.0]))
+    table = pl.DataFrame(
+        {"run": [f"l{n}-d{h}" for n, h in grid], "layers": x[:, 0], "dim": x[:, 1], "hr@10": y}
+    )
+    check = holdout_check(law, table, ["l8-d16", "l8-d96"], metric="hr@10", n_boot=5)
+    assert [h.inputs["layers"] for h in check.rows] == [8, 8]
+    fig = plot_performance_law(check.fit, check.rows)
+    heat, scatter, slices = fig.axes[:3]
+    assert "held out" in [t.get_text() for t in heat.get_legend().get_texts()]
+    assert any("held out" in t.get_text() for t in scatter.get_legend().get_texts())
+    assert len(slices.get_lines()) >= 2 * 4  # measured dots and the fitted line per width

@@ -80,7 +80,7 @@ def _vs_compute(results: pl.DataFrame, rep: LawReport) -> Drawn:
 @plot_kind("surface", order=40)
 def _surface(results: pl.DataFrame, rep: LawReport) -> Drawn:
     caption = f"{rep.fit.law.formula}. {rep.fit.law.notes}"
-    return Drawn(rep.law, rep.name, caption, plots.plot_performance_law(rep.fit))
+    return Drawn(rep.law, rep.name, caption, plots.plot_performance_law(rep.fit, rep.holdout))
 
 
 @plot_kind("frontier", order=60)

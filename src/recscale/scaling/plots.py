@@ -241,11 +241,64 @@ def plot_compute_law(
     return tidy_log_axes(fig)
 
 
-def plot_performance_law(fit: FitResult) -> Figure:
-    """Measured vs predicted, and the fitted surface sliced along layers at each dim."""
-    fig, (ax1, ax2) = new_figure(2, width=5.6, height=4.4)
+def plot_performance_law(fit: FitResult, holdout: Sequence[HoldoutRow] = ()) -> Figure:
+    """The fitted surface over (layers, dim) as a heat map with the measured runs, measured
+    vs predicted, and the surface sliced along layers at each dim (the inverted U, when
+    there is one). Held-out runs are diamonds: their prediction, with its interval, beside
+    what they measured."""
+    fig, (ax0, ax1, ax2) = new_figure(3, width=5.2, height=4.4)
+    x = fit.x
+    # rows of the largest data size (their tokens / ApEn fixed): the surface of one data set
+    keep = (
+        np.all(x[:, 2:] == x[np.argmax(x[:, 2]), 2:], axis=1)
+        if x.shape[1] > 2
+        else np.ones(len(x), bool)
+    )
+    held = [h for h in holdout if {"layers", "dim"} <= set(h.inputs)]
+    all_layers = np.r_[x[keep, 0], [h.inputs["layers"] for h in held]]
+    all_dims = np.r_[x[keep, 1], [h.inputs["dim"] for h in held]]
+    grid_l = np.geomspace(all_layers.min(), all_layers.max(), 60)
+    grid_d = np.geomspace(all_dims.min(), all_dims.max(), 60)
+    gl, gd = np.meshgrid(grid_l, grid_d)
+    base = np.tile(x[np.argmax(keep)], (gl.size, 1))
+    base[:, 0], base[:, 1] = gl.ravel(), gd.ravel()
+    surface = fit.law(base, fit.theta).reshape(gl.shape)
+    mesh = ax0.pcolormesh(gl, gd, surface, shading="auto", cmap="viridis")
+    fig.colorbar(mesh, ax=ax0, label=metric_label(fit.metric).split(" (")[0])
+    ax0.scatter(
+        x[keep, 0],
+        x[keep, 1],
+        c=fit.y[keep],
+        cmap="viridis",
+        edgecolor="white",
+        s=60,
+        vmin=surface.min(),
+        vmax=surface.max(),
+        label="runs in the fit",
+    )
+    if held:
+        ax0.scatter(
+            [h.inputs["layers"] for h in held],
+            [h.inputs["dim"] for h in held],
+            marker="D",
+            facecolor="none",
+            edgecolor=HOLD_COLOR,
+            s=80,
+            lw=1.8,
+            label="held out",
+        )
+    best = np.unravel_index(np.argmax(surface), surface.shape)
+    ax0.plot(gl[best], gd[best], "*", color="white", mec="black", ms=14, label="fitted best")
+    ax0.set_xscale("log", base=2)
+    ax0.set_yscale("log", base=2)
+    ax0.set_xlabel(AXIS_LABELS["layers"])
+    ax0.set_ylabel(AXIS_LABELS["dim"])
+    ax0.set_title("Fitted surface and measured runs")
+    ax0.legend(loc="lower left", fontsize=8)
+
     pred = fit.law(fit.x, fit.theta)
-    lo, hi = min(pred.min(), fit.y.min()), max(pred.max(), fit.y.max())
+    points = np.r_[pred, fit.y, [h.predicted for h in held], [h.measured for h in held]]
+    lo, hi = points.min(), points.max()
     pad = 0.05 * (hi - lo or 1.0)
     ax1.plot([lo - pad, hi + pad], [lo - pad, hi + pad], "--", color="grey", lw=1, label="y = x")
     ax1.scatter(
@@ -257,31 +310,40 @@ def plot_performance_law(fit: FitResult) -> Figure:
         zorder=3,
         label=f"runs (R²={fit.r2:.3f})",
     )
+    for i, h in enumerate(held):
+        ax1.errorbar(
+            h.predicted,
+            h.measured,
+            xerr=[[h.predicted - h.lo], [h.hi - h.predicted]],
+            fmt="D",
+            color=HOLD_COLOR,
+            ms=6,
+            capsize=3,
+            label="held out (pred. interval)" if i == 0 else None,
+        )
     ax1.set_xlabel(f"predicted {metric_label(fit.metric).split(' (')[0]}")
     ax1.set_ylabel(f"measured {metric_label(fit.metric).split(' (')[0]}")
     ax1.set_title("Performance Law: measured vs predicted")
     ax1.legend(loc="upper left")
-    # slices: rows of the largest data size (their tokens/ApEn fixed), one line per dim
-    x = fit.x
-    keep = (
-        np.all(x[:, 2:] == x[np.argmax(x[:, 2]), 2:], axis=1)
-        if x.shape[1] > 2
-        else np.ones(len(x), bool)
-    )
-    dims = np.unique(x[keep, 1])
+
+    dims = np.unique(all_dims)
     colors = palette(len(dims))
-    layers = np.linspace(x[keep, 0].min(), x[keep, 0].max(), 120)
+    layers = np.geomspace(all_layers.min(), all_layers.max(), 120)
     for dim, color in zip(dims, colors, strict=True):
         rows = keep & (x[:, 1] == dim)
         ax2.plot(x[rows, 0], fit.y[rows], "o", color=color, ms=6, mec="white")
-        base = np.tile(x[np.argmax(rows)], (len(layers), 1))
-        base[:, 0] = layers
-        ax2.plot(layers, fit.law(base, fit.theta), "-", color=color, lw=1.6, label=f"h = {dim:g}")
+        line = np.tile(x[np.argmax(keep)], (len(layers), 1))
+        line[:, 0], line[:, 1] = layers, dim
+        ax2.plot(layers, fit.law(line, fit.theta), "-", color=color, lw=1.6, label=f"h = {dim:g}")
+        for h in held:
+            if h.inputs["dim"] == dim:
+                ax2.plot(h.inputs["layers"], h.measured, "D", color=color, mec="black", ms=7)
+    ax2.set_xscale("log", base=2)
     ax2.set_xlabel(AXIS_LABELS["layers"])
     ax2.set_ylabel(metric_label(fit.metric))
-    ax2.set_title("Fitted surface along layers (dots: measured)")
+    ax2.set_title("Along layers per width (diamonds: held out)")
     ax2.legend(loc="best", title="embedding dim", ncols=2 if len(dims) > 4 else 1)
-    return tidy_log_axes(fig)
+    return fig
 
 
 def plot_frontier(fit: FitResult, budgets: np.ndarray) -> Figure:
