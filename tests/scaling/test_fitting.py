@@ -58,6 +58,16 @@ def test_power_d_and_log_compute_recover_parameters():
     assert fit.params["p"] == pytest.approx(0.15, abs=0.05)
 
 
+def test_power_metric_fits_a_rising_and_a_falling_metric():
+    rng = np.random.default_rng(2)
+    n = np.geomspace(1e3, 1e6, 9)
+    for c, a in ((0.08, 0.09), (2.0, -0.05)):
+        y = c * n**a * (1 + rng.normal(0, 0.005, n.size))
+        fit = fit_law("power_metric", n, y, n_boot=0)
+        assert fit.params["a"] == pytest.approx(a, abs=0.01)
+        assert fit.r2 > 0.95
+
+
 def test_joint_recovers_chinchilla_parameters():
     law = LAWS.get("joint")
     nn, dd = np.meshgrid(np.geomspace(1e5, 1e8, 5), np.geomspace(1e7, 1e10, 5))

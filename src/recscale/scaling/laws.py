@@ -145,6 +145,30 @@ LAWS.register("power_n")(
     )
 )
 
+def _metric_power_model(x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+    c, a = theta
+    return c * np.exp(a * np.log(x[:, 0]))
+
+
+def _metric_power_starts(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
+    (log_c, a), _ = _lstsq([np.ones(len(y)), np.log(x[:, 0])], np.log(np.maximum(y, 1e-12)))
+    return [np.array([np.exp(log_c), a]), np.array([float(np.mean(y)), 0.0])]
+
+
+LAWS.register("power_metric")(
+    Law(
+        name="power_metric",
+        formula="metric(N) = c · N^a,  N = non-embedding parameters",
+        inputs=("non_embedding_params",),
+        params=("c", "a"),
+        model=_metric_power_model,
+        starts=_metric_power_starts,
+        plot="vs_params",
+        notes="The plain power law in model size that the Performance Law paper sets its "
+        "law against (its 'scaling law' R²); a may have either sign, so it fits HR and NDCG.",
+    )
+)
+
 LAWS.register("power_d")(
     Law(
         name="power_d",
