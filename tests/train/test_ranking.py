@@ -94,6 +94,7 @@ def test_like_labels_from_ratings_train_with_interleaved_actions(tmp_path, ranke
         (["ranking.scorer=cosine"], "scorer"),
         (["ranking.ranker=xgboost"], "ranker"),
         (["ranking.select_metric=hr@10"], "select_metric"),
+        (["train.precision=bf16", "train.max_tokens=1000"], "train.max_tokens, train.precision"),
     ],
 )
 def test_bad_ranking_configs_name_the_key(overrides, message):

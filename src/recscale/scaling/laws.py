@@ -145,6 +145,7 @@ LAWS.register("power_n")(
     )
 )
 
+
 def _metric_power_model(x: np.ndarray, theta: np.ndarray) -> np.ndarray:
     c, a = theta
     return c * np.exp(a * np.log(x[:, 0]))

@@ -324,7 +324,28 @@ class RunConfig(StrictModel):
             )
         if self.data.behaviour != "none" or self.data.item_features:
             raise ValueError("task ranking reads item ids only (data.behaviour, item_features)")
+        unused = [key for key, used in self._retrieval_only().items() if used]
+        if unused:
+            raise ValueError(
+                f"task ranking does not use {', '.join(unused)}; leave them unset (its loss is "
+                "binary cross-entropy, it trains in fp32 in one process)"
+            )
         return self
+
+    def _retrieval_only(self) -> dict[str, bool]:
+        """Keys the ranking trainer does not read -> whether this config sets them."""
+        t, o = self.train, self.optim
+        return {
+            "train.max_tokens": t.max_tokens is not None,
+            "train.bucket_batches": t.bucket_batches is not None,
+            "train.precision": t.precision != "fp32",
+            "train.input_noise": t.input_noise > 0,
+            "train.init_from": t.init_from is not None,
+            "train.parallelism": t.parallelism != "replicate",
+            "optim.grad_accum": o.grad_accum > 1,
+            "optim.switch_to_sgd": o.switch_to_sgd is not None,
+            "model.predict_behaviour": self.model.predict_behaviour,
+        }
 
 
 def load_run_config(

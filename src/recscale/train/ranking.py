@@ -39,7 +39,7 @@ from recscale.train.data import prepare_data
 from recscale.train.distributed import Dist, pick_device
 from recscale.train.epoch_log import append_record, trim_metrics
 from recscale.train.facts import dataset_record, hardware, peak_memory_mib
-from recscale.train.optim import build_optimizer
+from recscale.train.optim import build_optimizer, lr_factor, set_lr
 from recscale.train.record import RunRecord, ScalingFacts, find_run_record, write_run_record
 from recscale.train.result import RunResult, seed_everything
 
@@ -198,6 +198,9 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
     (run_dir / "dataset.json").write_text(json.dumps(dataset_record(dataset, split), indent=1))
     valid = eval_examples(cfg, dataset, split.valid, "valid")
     started = time.perf_counter() - state["wall_time_s"]
+    total_steps = cfg.train.epochs * math.ceil(
+        int((split.train.lengths >= 2).sum()) / cfg.train.batch_size
+    )
 
     for epoch in range(state["epoch"], cfg.train.epochs):
         if state["stop_reason"]:
@@ -221,6 +224,7 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
                 raise RecscaleError(f"non-finite ranking loss at epoch {epoch + 1}; lower optim.lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            set_lr(optimizer, cfg.optim.lr, lr_factor(state["step"], total_steps, cfg.optim))
             if cfg.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             optimizer.step()
@@ -233,6 +237,7 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
             "step": state["step"],
             "examples": int(state["tokens"]),
             "train_loss": total / max(count, 1),
+            "lr": optimizer.param_groups[0]["lr"],
         }
         if state["epoch"] % cfg.train.eval_every == 0 or state["epoch"] == cfg.train.epochs:
             metrics = evaluate_ranker(model, valid, cfg, device)
