@@ -141,7 +141,8 @@ class TargetAwareRanker(nn.Module):
         return self.item_emb(candidates) * self._input_scale
 
     def encode(self, x: torch.Tensor, attend: Attend) -> torch.Tensor:
-        lengths = attend.mask.any(-1).sum(-1)  # unused by the attend path; kept for the contract
+        # On the attend path the mask says which tokens are real; lengths are not read.
+        lengths = torch.full((x.shape[0],), x.shape[1], device=x.device)
         return self.encoder(x, None, lengths, attend)
 
     def forward(self, batch: RankingInputs) -> tuple[torch.Tensor, torch.Tensor]:
