@@ -84,6 +84,9 @@ def test_like_labels_from_ratings_train_with_interleaved_actions(tmp_path, ranke
     assert cfg.ranking.interleave and cfg.ranking.protocol == "ranking-loo-neg3-like4"
     result = train(cfg, tmp_path / "run")
     assert 0.0 < result.final["test"]["auc"] < 1.0
+    # the held-out rated items alone: like vs not, one example per user, so no GAUC
+    alone = evaluate_ranking_run(tmp_path / "run", protocol="ranking-loo-neg0-like4")
+    assert set(alone["metrics"]) == {"auc", "logloss"}
 
 
 @pytest.mark.parametrize(
@@ -91,6 +94,7 @@ def test_like_labels_from_ratings_train_with_interleaved_actions(tmp_path, ranke
     [
         (["model.backbone=gpt"], "cannot rank"),
         (["ranking.negative_ratio=0"], "no negative"),
+        (["ranking.eval_negatives=0"], "needs ranking.like_threshold"),
         (["ranking.scorer=cosine"], "scorer"),
         (["ranking.ranker=xgboost"], "ranker"),
         (["ranking.select_metric=hr@10"], "select_metric"),

@@ -241,7 +241,8 @@ class RankingConfig(StrictModel):
     negative_ratio: float = Field(1.0, ge=0.0, le=100.0)
     # Negatives per held-out positive in validation and test; the same for every run, so
     # runs with different training ratios are scored on the same examples.
-    eval_negatives: int = Field(1, ge=1, le=10_000)
+    # 0 (only with like_threshold): the held-out rated items alone, like vs not.
+    eval_negatives: int = Field(1, ge=0, le=10_000)
     # With ratings: every rated item is an example labelled rating >= like_threshold.
     like_threshold: float | None = None
     # Interleave each history item with an action token holding its label (HSTU's items and
@@ -316,6 +317,11 @@ class RunConfig(StrictModel):
             raise ValueError(
                 f"ranking.ranker target_aware: model.backbone {self.model.backbone!r} cannot "
                 f"rank; allowed: {', '.join(able)} (or ranking.ranker: din)"
+            )
+        if r.eval_negatives == 0 and r.like_threshold is None:
+            raise ValueError(
+                "ranking.eval_negatives 0 needs ranking.like_threshold (else every held-out "
+                "example is a positive)"
             )
         if r.negative_ratio == 0 and r.like_threshold is None:
             raise ValueError(

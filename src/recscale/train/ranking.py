@@ -92,7 +92,9 @@ def evaluate_ranker(
         users.append(np.broadcast_to(batch.users[:, None], real.shape)[real])
     y, s, u = np.concatenate(labels), np.concatenate(logits), np.concatenate(users)
     probs = 1.0 / (1.0 + np.exp(-s.astype(np.float64)))
-    return {"auc": auc(y, s), "gauc": gauc(u, y, s), "logloss": logloss(y, probs)}
+    metrics = {"auc": auc(y, s), "gauc": gauc(u, y, s), "logloss": logloss(y, probs)}
+    # GAUC needs users with both classes; with one example per user there are none.
+    return {k: v for k, v in metrics.items() if not math.isnan(v)}
 
 
 def better(metric: str, value: float, best: float | None) -> bool:
@@ -308,10 +310,11 @@ def evaluate_ranking_run(
     cfg = load_run_config(run_dir / "config.yaml")
     if protocol is not None:
         match = _PROTOCOL.fullmatch(protocol)
-        if match is None or int(match.group(1)) < 1:
+        least = 0 if cfg.ranking.like_threshold is not None else 1
+        if match is None or int(match.group(1)) < least:
             raise RecscaleError(
-                f"protocol {protocol!r} for a ranking run; allowed: ranking-loo-negK (K >= 1), "
-                f"the run's own is {cfg.ranking.protocol}"
+                f"protocol {protocol!r} for a ranking run; allowed: ranking-loo-negK "
+                f"(K >= {least}), the run's own is {cfg.ranking.protocol}"
             )
         cfg = cfg.model_copy(
             update={
