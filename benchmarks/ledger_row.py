@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SHOWN = ("hr@10", "ndcg@10", "hr@1", "mrr")
+SHOWN = ("hr@10", "ndcg@10", "hr@1", "mrr", "auc", "gauc", "logloss")
 
 
 def main() -> None:
