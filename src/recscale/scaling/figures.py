@@ -155,12 +155,17 @@ def _ranking_variants(results: pl.DataFrame, reports: Sequence[LawReport]) -> Dr
         return None
     if results["negative_ratio"].n_unique() < 2 and results["scorer"].n_unique() < 2:
         return None
+    table = results.filter(pl.col("auc").is_not_null())
+    # compare the switches at one depth: the one with the most runs (rankers without blocks,
+    # DIN, stay in)
+    depth = table["layers"].mode().sort()[0]
+    table = table.filter((pl.col("layers") == depth) | (pl.col("ranker") != "target_aware"))
     return Drawn(
         "ranking-variants",
         "Ranking: negative-sampling ratio and scoring network",
-        "Test AUC (mean over runs) against the training negative ratio at each model's most "
-        "common scoring network, and per scoring network at its most common ratio.",
-        run_plots.plot_ranking_variants(results.filter(pl.col("auc").is_not_null())),
+        f"Test AUC at {depth} blocks against the training negative ratio (at each model's most "
+        "common scoring network) and per scoring network (at its most common ratio).",
+        run_plots.plot_ranking_variants(table),
     )
 
 
