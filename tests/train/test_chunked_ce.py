@@ -177,7 +177,9 @@ def test_full_softmax_fast_equals_reference_on_a_real_backbone(scoring):
     torch.testing.assert_close(fast[2], ref[2])  # w.r.t. hidden states
     assert len(fast[3]) == len(ref[3])
     for f, r in zip(fast[3], ref[3], strict=True):  # item table and every other parameter
-        torch.testing.assert_close(f, r, rtol=1e-4, atol=1e-6)
+        # chunked and whole sums accumulate in another order: float32 rounding, ~1e-6 on
+        # gradients of ~1e-2 (the exact place depends on the CPU's kernels)
+        torch.testing.assert_close(f, r, rtol=1e-4, atol=1e-5)
 
 
 @settings(max_examples=40, deadline=None)
