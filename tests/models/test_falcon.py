@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recscale.models import ENCODERS, ModelConfig, RankingInputs, build_ranker
+from recscale.models import ModelConfig, RankingInputs, build_ranker
 from recscale.models.falcon import score_candidates, score_one_by_one
+from recscale.models.ranker import ranking_backbones
 
-ATTEND_BACKBONES = [n for n in ENCODERS.names() if ENCODERS.get(n).supports_attend]
+ATTEND_BACKBONES = ranking_backbones()
 
 
 @pytest.mark.parametrize("backbone", ATTEND_BACKBONES)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from recscale.models import ENCODERS, ModelConfig, RankingInputs, build_model, build_ranker
-from recscale.models.ranker import SCORERS, history_attend
+from recscale.models import ModelConfig, RankingInputs, build_model, build_ranker
+from recscale.models.ranker import SCORERS, history_attend, ranking_backbones
 
-ATTEND_BACKBONES = [n for n in ENCODERS.names() if ENCODERS.get(n).supports_attend]
+ATTEND_BACKBONES = ranking_backbones()
 
 
 def config(backbone: str, **kw) -> ModelConfig:

@@ -6,6 +6,7 @@ Shapes: ``B`` batch, ``N`` sequence length, ``D`` model width, ``H`` heads, ``Dh
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -80,10 +81,12 @@ class Attend:
         if self.past is None:
             return k, v
         past_k, past_v = self.past[layer]
-        if past_k.shape[0] != k.shape[0]:  # one cached history for many candidate rows
-            past_k = past_k.expand(k.shape[0], *past_k.shape[1:])
-            past_v = past_v.expand(v.shape[0], *past_v.shape[1:])
         return torch.cat([past_k, k], dim=2), torch.cat([past_v, v], dim=2)
+
+    @cached_property
+    def offsets(self) -> torch.Tensor:
+        """[B, Tq, Tk] key position − query position, shared by every layer's relative bias."""
+        return self.key_positions[:, None, :] - self.positions[:, :, None]
 
 
 def rope_at(

@@ -17,6 +17,15 @@ from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 
 
+def embedding_table(rows: int, dim: int, std: float) -> nn.Embedding:
+    """An id table, truncated-normal (±2 std) initialised, row 0 (padding) zero."""
+    table = nn.Embedding(rows, dim, padding_idx=0)
+    nn.init.trunc_normal_(table.weight, std=std, a=-2 * std, b=2 * std)
+    with torch.no_grad():
+        table.weight[0].zero_()
+    return table
+
+
 class SequenceRecommender(nn.Module):
     """Item embeddings + a causal encoder + dot/cosine scoring.
 
@@ -33,11 +42,11 @@ class SequenceRecommender(nn.Module):
         self.cfg = cfg
         self.num_items = num_items
         self.temperature = float(cfg.temperature)
-        self.item_emb = self._table(num_items + 1, cfg.dim, cfg.init_std)
-        self.out_emb = None if cfg.tied else self._table(num_items + 1, cfg.dim, cfg.init_std)
+        self.item_emb = embedding_table(num_items + 1, cfg.dim, cfg.init_std)
+        self.out_emb = None if cfg.tied else embedding_table(num_items + 1, cfg.dim, cfg.init_std)
         self.feature_emb = None
         if cfg.num_item_features:
-            self.feature_emb = self._table(cfg.num_item_features + 1, cfg.dim, cfg.init_std)
+            self.feature_emb = embedding_table(cfg.num_item_features + 1, cfg.dim, cfg.init_std)
             # Filled by set_item_features (or a checkpoint); row 0 (padding) stays empty.
             self.register_buffer(
                 "item_features",
@@ -49,7 +58,7 @@ class SequenceRecommender(nn.Module):
             raise ValueError("predict_behaviour needs behaviour_levels (set data.behaviour)")
         if cfg.behaviour_levels:
             levels = len(cfg.behaviour_levels)
-            self.behaviour_emb = self._table(levels + 1, cfg.dim, cfg.init_std)
+            self.behaviour_emb = embedding_table(levels + 1, cfg.dim, cfg.init_std)
             self.register_buffer(
                 "behaviour_values", torch.tensor(cfg.behaviour_levels, dtype=torch.float32)
             )
@@ -57,14 +66,6 @@ class SequenceRecommender(nn.Module):
                 self.behaviour_head = nn.Linear(2 * cfg.dim, levels)
         self.encoder = encoder
         self._input_scale = math.sqrt(cfg.dim) if encoder.scale_inputs else 1.0
-
-    @staticmethod
-    def _table(rows: int, dim: int, std: float) -> nn.Embedding:
-        table = nn.Embedding(rows, dim, padding_idx=0)
-        nn.init.trunc_normal_(table.weight, std=std, a=-2 * std, b=2 * std)
-        with torch.no_grad():
-            table.weight[0].zero_()
-        return table
 
     def set_item_features(self, table: torch.Tensor) -> None:
         """table: [num_items + 1, item_feature_slots] feature ids in 0..num_item_features."""

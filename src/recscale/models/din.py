@@ -13,8 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from recscale.models.base import embedding_table
 from recscale.models.config import ModelConfig
-from recscale.models.ranker import RANKERS, SCORERS, RankingInputs, item_table, label_ids
+from recscale.models.ranker import RANKERS, SCORERS, RankingInputs, label_ids
 
 # Candidates whose [B, K, N, D] activation-unit inputs are built at once: bounds memory.
 QUERY_CHUNK = 32
@@ -28,8 +29,8 @@ class DIN(nn.Module):
         super().__init__()
         d = cfg.dim
         self.cfg = cfg
-        self.item_emb = item_table(num_items + 1, d, cfg.init_std)
-        self.action_emb = item_table(3, d, cfg.init_std) if interleave else None
+        self.item_emb = embedding_table(num_items + 1, d, cfg.init_std)
+        self.action_emb = embedding_table(3, d, cfg.init_std) if interleave else None
         self.history_proj = nn.Linear(d, d)
         self.candidate_proj = nn.Linear(d, d, bias=False)
         self.product_proj = nn.Linear(d, d, bias=False)

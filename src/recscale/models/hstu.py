@@ -185,8 +185,7 @@ class HSTULayer(nn.Module):
         k, v = attend.keys_values(layer, k, v)
         scores = q @ k.transpose(-1, -2)  # [B, H, Tq, Tk]
         if self.rab is not None:
-            offset = attend.key_positions[:, None, :] - attend.positions[:, :, None]
-            scores = scores + self.rab.pos_w[offset + self.rab.max_len - 1].unsqueeze(1)
+            scores = scores + self.rab.pos_w[attend.offsets + self.rab.max_len - 1].unsqueeze(1)
         mask = attend.mask.unsqueeze(1)
         if self.opts.attention == "silu":
             return (F.silu(scores) * mask.to(scores.dtype) * self.attn_scale) @ v

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from recscale.models.attention import Attend
+from recscale.models.base import embedding_table
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS
 from recscale.registry import Registry
@@ -91,12 +92,9 @@ class FFNScorer(nn.Module):
         return self.net(state).squeeze(-1)
 
 
-def item_table(rows: int, dim: int, std: float) -> nn.Embedding:
-    table = nn.Embedding(rows, dim, padding_idx=0)
-    nn.init.trunc_normal_(table.weight, std=std, a=-2 * std, b=2 * std)
-    with torch.no_grad():
-        table.weight[0].zero_()
-    return table
+def ranking_backbones() -> list[str]:
+    """The backbones a target-aware ranker can run: those whose encoder takes ``attend``."""
+    return [n for n in ENCODERS.names() if ENCODERS.get(n).supports_attend]
 
 
 def label_ids(labels: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
@@ -112,14 +110,14 @@ class TargetAwareRanker(nn.Module):
         super().__init__()
         encoder_class = ENCODERS.get(cfg.backbone)
         if not encoder_class.supports_attend:
-            able = [n for n in ENCODERS.names() if ENCODERS.get(n).supports_attend]
             raise ValueError(
-                f"backbone {cfg.backbone!r} cannot rank; allowed: {', '.join(able)}, or ranker din"
+                f"backbone {cfg.backbone!r} cannot rank; allowed: "
+                f"{', '.join(ranking_backbones())}, or ranker din"
             )
         self.cfg = cfg
         self.tokens_per_item = 2 if interleave else 1
-        self.item_emb = item_table(num_items + 1, cfg.dim, cfg.init_std)
-        self.action_emb = item_table(3, cfg.dim, cfg.init_std) if interleave else None
+        self.item_emb = embedding_table(num_items + 1, cfg.dim, cfg.init_std)
+        self.action_emb = embedding_table(3, cfg.dim, cfg.init_std) if interleave else None
         self.encoder = encoder_class(cfg)
         self.scorer = SCORERS.get(scorer)(cfg.dim)
         self._input_scale = math.sqrt(cfg.dim) if encoder_class.scale_inputs else 1.0

@@ -36,6 +36,10 @@ SHARDED_LAYOUT = "sharded"
 Tensors = dict[str, torch.Tensor]
 
 
+# The checkpoints a finished run directory keeps and a user may load (checkpoints/<name>).
+RUN_CHECKPOINTS = ("best", "last")
+
+
 class CheckpointWarning(UserWarning):
     """A damaged checkpoint was passed over for an older good one."""
 

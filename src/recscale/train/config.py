@@ -23,7 +23,8 @@ from recscale.data.readers import ROLES, TIME_FILE_FORMATS, format_names
 from recscale.errors import RecscaleError
 from recscale.eval.metrics import metric_names
 from recscale.eval.protocols import parse_protocol
-from recscale.models import ModelConfig
+from recscale.models import RANKERS, SCORERS, ModelConfig
+from recscale.models.ranker import ranking_backbones
 from recscale.train.data import SPLITS
 from recscale.train.losses import LossConfig
 from recscale.train.optim import OptimConfig
@@ -256,8 +257,6 @@ class RankingConfig(StrictModel):
     @field_validator("ranker", "scorer")
     @classmethod
     def _registered(cls, value: str, info: ValidationInfo) -> str:
-        from recscale.models.ranker import RANKERS, SCORERS
-
         registry = RANKERS if info.field_name == "ranker" else SCORERS
         registry.check(value)
         return value
@@ -311,12 +310,9 @@ class RunConfig(StrictModel):
         r = self.ranking
         encoder = self.model.encoder_class
         if r.ranker == "target_aware" and not encoder.supports_attend:
-            from recscale.models import ENCODERS
-
-            able = [n for n in ENCODERS.names() if ENCODERS.get(n).supports_attend]
             raise ValueError(
                 f"ranking.ranker target_aware: model.backbone {self.model.backbone!r} cannot "
-                f"rank; allowed: {', '.join(able)} (or ranking.ranker: din)"
+                f"rank; allowed: {', '.join(ranking_backbones())} (or ranking.ranker: din)"
             )
         if r.eval_negatives == 0 and r.like_threshold is None:
             raise ValueError(

@@ -17,6 +17,7 @@ import json
 import math
 import re
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from recscale.train.facts import dataset_record, hardware, peak_memory_mib
 from recscale.train.optim import build_optimizer, lr_factor, set_lr
 from recscale.train.record import RunRecord, ScalingFacts, find_run_record, write_run_record
 from recscale.train.result import RunResult, seed_everything
+from recscale.train.state import TrainState
 
 SALTS = {"valid": 1, "test": 2}  # eval negatives differ between valid and test
 
@@ -143,16 +145,13 @@ def ranking_facts(
 
 
 def _loss(model: torch.nn.Module, batch: ranking_data.RankingBatch, device) -> tuple[Any, int]:
-    history_logits, candidate_logits = model(inputs(batch, device))
+    x = inputs(batch, device)
+    history_logits, candidate_logits = model(x)
     scored = torch.from_numpy(batch.scored).to(device)
-    real = torch.from_numpy(batch.candidates != 0).to(device)
+    real = x.candidates != 0
     logits = torch.cat([history_logits[scored], candidate_logits[real]])
-    labels = torch.cat(
-        [
-            torch.from_numpy(batch.labels).to(device)[scored],
-            torch.from_numpy(batch.candidate_labels).to(device)[real],
-        ]
-    )
+    candidate_labels = torch.from_numpy(batch.candidate_labels).to(device)
+    labels = torch.cat([x.labels[scored], candidate_labels[real]])
     return F.binary_cross_entropy_with_logits(logits, labels), len(labels)
 
 
@@ -174,24 +173,15 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
     optimizer = build_optimizer(model, cfg.optim)
     checkpoints = run_dir / "checkpoints"
     last, previous, best_dir = checkpoints / "last", checkpoints / "previous", checkpoints / "best"
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "step": 0,
-        "tokens": 0,
-        "best": None,
-        "best_epoch": None,
-        "bad_evals": 0,
-        "wall_time_s": 0.0,
-        "stop_reason": None,
-    }
+    state = TrainState()  # the retrieval trainer's progress record; its other fields stay unset
     if resume and ckpt.find_checkpoint(last, previous) is not None:
         weights, saved, tensors = ckpt.load_checkpoint(last, previous)
         model.load_state_dict(weights)
         ckpt.optimizer_from_flat(optimizer, saved["optimizer"], tensors)
-        state.update(saved["progress"])
-        trim_metrics(run_dir / "metrics.jsonl", state["epoch"])
+        state = TrainState(**saved["train_state"])
+        trim_metrics(run_dir / "metrics.jsonl", state.epoch)
         done = find_run_record(run_dir)
-        if done is not None and (state["stop_reason"] or state["epoch"] >= cfg.train.epochs):
+        if done is not None and (state.stop_reason or state.epoch >= cfg.train.epochs):
             return RunResult(run_dir, done.to_dict())
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -199,13 +189,13 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
     dump_yaml(cfg, run_dir / "config.yaml")
     (run_dir / "dataset.json").write_text(json.dumps(dataset_record(dataset, split), indent=1))
     valid = eval_examples(cfg, dataset, split.valid, "valid")
-    started = time.perf_counter() - state["wall_time_s"]
+    started = time.perf_counter() - state.wall_time_s
     total_steps = cfg.train.epochs * math.ceil(
         int((split.train.lengths >= 2).sum()) / cfg.train.batch_size
     )
 
-    for epoch in range(state["epoch"], cfg.train.epochs):
-        if state["stop_reason"]:
+    for epoch in range(state.epoch, cfg.train.epochs):
+        if state.stop_reason:
             break  # stopped early, then killed before final.json: only the test is left
         model.train()
         torch.manual_seed(cfg.seed + 1000 + epoch)  # dropout: the same after a resume
@@ -226,53 +216,56 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
                 raise RecscaleError(f"non-finite ranking loss at epoch {epoch + 1}; lower optim.lr")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            set_lr(optimizer, cfg.optim.lr, lr_factor(state["step"], total_steps, cfg.optim))
+            set_lr(optimizer, cfg.optim.lr, lr_factor(state.step, total_steps, cfg.optim))
             if cfg.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
             optimizer.step()
             total, count = total + float(loss.detach()) * n, count + n
-            state["step"] += 1
-        state["tokens"] += int(count)
-        state["epoch"] = epoch + 1
+            state.step += 1
+        state.tokens += int(count)
+        state.epoch = epoch + 1
         record: dict[str, Any] = {
-            "epoch": state["epoch"],
-            "step": state["step"],
-            "examples": int(state["tokens"]),
+            "epoch": state.epoch,
+            "step": state.step,
+            "examples": state.tokens,
             "train_loss": total / max(count, 1),
             "lr": optimizer.param_groups[0]["lr"],
         }
-        if state["epoch"] % cfg.train.eval_every == 0 or state["epoch"] == cfg.train.epochs:
+        if state.epoch % cfg.train.eval_every == 0 or state.epoch == cfg.train.epochs:
             metrics = evaluate_ranker(model, valid, cfg, device)
             record["valid"] = metrics
             value = metrics[r.select_metric]
-            if better(r.select_metric, value, state["best"]):
-                state.update(best=value, best_epoch=state["epoch"], bad_evals=0)
-                ckpt.save_checkpoint(best_dir, model, {"progress": dict(state)}, {})
+            if better(r.select_metric, value, state.best_metric):
+                state.best_metric, state.best_epoch, state.evals_since_best = value, state.epoch, 0
+                # the best checkpoint keeps its valid metrics, so the end need not recompute them
+                ckpt.save_checkpoint(best_dir, model, {"valid": metrics}, {})
             else:
-                state["bad_evals"] += 1
-                if cfg.train.patience is not None and state["bad_evals"] >= cfg.train.patience:
-                    state["stop_reason"] = f"early stop: no better valid {r.select_metric}"
-        state["wall_time_s"] = time.perf_counter() - started
-        record["wall_time_s"] = round(state["wall_time_s"], 3)
+                state.evals_since_best += 1
+                if cfg.train.patience is not None and state.evals_since_best >= cfg.train.patience:
+                    state.stop_reason = f"early stop: no better valid {r.select_metric}"
+        state.wall_time_s = time.perf_counter() - started
+        record["wall_time_s"] = round(state.wall_time_s, 3)
         append_record(run_dir / "metrics.jsonl", record)
         meta, tensors = ckpt.optimizer_to_flat(optimizer)
-        state_out = {"progress": dict(state), "optimizer": meta}
+        state_out = {"train_state": asdict(state), "optimizer": meta}
         ckpt.save_checkpoint(last, model, state_out, tensors, previous)
-        if state["stop_reason"]:
+        if state.stop_reason:
             break
 
+    valid_best = None
     if ckpt.find_checkpoint(best_dir) is not None:
-        model.load_state_dict(ckpt.load_checkpoint(best_dir)[0])
+        weights, best_state, _ = ckpt.load_checkpoint(best_dir)
+        model.load_state_dict(weights)
+        valid_best = best_state["valid"]
     test = evaluate_ranker(model, eval_examples(cfg, dataset, split.test, "test"), cfg, device)
-    valid_best = evaluate_ranker(model, valid, cfg, device)
     facts = ranking_facts(
         model,
         cfg,
         split,
-        tokens=int(state["tokens"]),
-        epochs=int(state["epoch"]),
-        steps=int(state["step"]),
-        wall_time_s=state["wall_time_s"],
+        tokens=state.tokens,
+        epochs=state.epoch,
+        steps=state.step,
+        wall_time_s=state.wall_time_s,
         device=device,
     )
     record_out = RunRecord(
@@ -281,11 +274,11 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
         split=cfg.data.split,
         selection="best-valid-then-test",
         select_metric=r.select_metric,
-        best_epoch=state["best_epoch"],
+        best_epoch=state.best_epoch,
         seed=cfg.seed,
         test=test,
         valid=valid_best,
-        stop_reason=state["stop_reason"] or "epochs done",
+        stop_reason=state.stop_reason or "epochs done",
         facts=facts,
     )
     write_run_record(record_out, run_dir / "final.json")
@@ -302,8 +295,10 @@ def evaluate_ranking_run(
     re-scores it against K negatives per held-out item (labels stay the run's)."""
     if split not in SALTS:
         raise RecscaleError(f"split {split!r}: allowed: {', '.join(SALTS)}")
-    if checkpoint not in ("best", "last"):
-        raise RecscaleError(f"checkpoint {checkpoint!r}: allowed: best, last")
+    if checkpoint not in ckpt.RUN_CHECKPOINTS:
+        raise RecscaleError(
+            f"checkpoint {checkpoint!r}: allowed: {', '.join(ckpt.RUN_CHECKPOINTS)}"
+        )
     run_dir = Path(run_dir)
     if not (run_dir / "config.yaml").is_file():
         raise RecscaleError(f"{run_dir} is not a run directory (no config.yaml)")

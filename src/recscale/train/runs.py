@@ -36,14 +36,13 @@ class LoadedRun:
     device: torch.device
 
 
-CHECKPOINTS = ("best", "last")
-
-
 def load_run(run_dir: str | Path, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
     """Rebuild a run's model (``best`` or ``last`` checkpoint) and its data split."""
     run_dir = Path(run_dir)
-    if checkpoint not in CHECKPOINTS:
-        raise RecscaleError(f"checkpoint {checkpoint!r}: allowed: {', '.join(CHECKPOINTS)}")
+    if checkpoint not in ckpt.RUN_CHECKPOINTS:
+        raise RecscaleError(
+            f"checkpoint {checkpoint!r}: allowed: {', '.join(ckpt.RUN_CHECKPOINTS)}"
+        )
     if not (run_dir / "config.yaml").is_file():
         raise RecscaleError(f"{run_dir} is not a run directory (no config.yaml)")
     cfg = load_run_config(run_dir / "config.yaml")
