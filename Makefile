@@ -14,7 +14,7 @@ $(BIN)/python:
 # pull the multi-GB CUDA build on a CPU-only machine.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	$(BIN)/pip install --quiet -e '.[dev,ray,text]'
 	touch $(STAMP)
 
 install: $(STAMP)

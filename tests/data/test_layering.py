@@ -33,6 +33,8 @@ ORDER = [
     "synthetic",
     "attributes",
     "titles",
+    "item_text",
+    "text_embeddings",
 ]
 
 

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recscale.data.splits import (
+    cold_items,
     leave_one_out,
     leave_one_out_test_only,
     subsample_train,
@@ -141,3 +142,41 @@ def test_real_ml1m_sasrec_leave_one_out():
     assert np.array_equal(sp.valid.targets, ds.items[last - 1])
     # No train sequence reaches a valid or test position.
     assert (sp.train.lengths == ds.lengths - 2).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(seqs=seq_lists, fraction=st.floats(0.05, 0.9), seed=st.integers(0, 3))
+def test_cold_items_are_never_trained_on(seqs, fraction, seed):
+    ds = make_dataset([*seqs, [1]])
+    sp = cold_items(ds, fraction, seed)
+    assert sp.name == "cold_items"
+    again = cold_items(ds, fraction, seed)
+    assert np.array_equal(sp.test.targets, again.test.targets)
+    # The cold set: items of the catalogue that no kept interaction but a last one shows.
+    rng = np.random.default_rng(seed)
+    count = max(1, round(fraction * ds.num_items))
+    cold = 1 + rng.choice(ds.num_items, count, replace=False)
+    assert not np.isin(sp.train.items, cold).any()
+    assert sp.valid is not None and not np.isin(sp.valid.targets, cold).any()
+    assert not np.isin(sp.test.histories.items, cold).any()
+    # Every user whose last interaction is cold (and who keeps 3 items) is tested on it.
+    for u in range(ds.num_users):
+        seq = ds.sequence(u)
+        if len(seq) and seq[-1] in cold:
+            kept = [i for i in seq[:-1] if i not in cold]
+            if len(kept) >= 2:
+                row = int(np.flatnonzero(sp.test.users == u)[0])
+                assert sp.test.targets[row] == seq[-1]
+
+
+@pytest.mark.integration
+def test_real_ml1m_cold_items_leave_enough_cold_targets():
+    from recscale.data import load_dataset
+
+    ds = load_dataset("ml-1m-sasrec")
+    sp = cold_items(ds, 0.1)
+    train_items = np.unique(sp.train.items)
+    cold_targets = ~np.isin(sp.test.targets, train_items)
+    # ~10% of the items, weighted by how often they end a sequence: hundreds of test users.
+    assert cold_targets.sum() >= 200
+    assert len(np.unique(sp.test.targets[cold_targets])) >= 50

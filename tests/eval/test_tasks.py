@@ -269,3 +269,37 @@ def test_user_can_register_a_task():
 
     toy = random_eval_set(num_users=5, num_items=10, seed=0)
     assert TASKS.get(name).run(context(LastItemModel(10, 3), toy), {})["rank"] >= 1
+
+
+def test_training_targets_are_items_after_the_first_position():
+    from recscale.eval.tasks import training_targets
+    from tests.data.conftest import make_dataset
+
+    seen = training_targets(make_dataset([[1, 2, 3], [4, 2], [5], [], [6, 6]]))
+    assert np.flatnonzero(seen).tolist() == [2, 3, 6]
+
+
+def test_cold_items_scores_never_trained_targets_apart(toy):
+    from tests.data.conftest import make_dataset
+
+    cold_set = np.unique(toy.targets[:6])
+    warm = [i for i in range(1, 26) if i not in cold_set]
+    # One training user sees every warm item as a target, none of the cold ones.
+    train = make_dataset([[warm[0], *warm], [25]] if 25 in cold_set else [[warm[0], *warm]])
+    ctx = context(LastItemModel(25, 6), toy, train=train)
+    result = TASKS.get("cold-items").run(ctx, {})
+    cold = np.isin(toy.targets, cold_set)
+    assert result["cold"]["users"] == int(cold.sum()) and result["cold"]["items"] == len(cold_set)
+    assert result["warm"]["users"] == len(toy) - int(cold.sum())
+    assert result["never_trained_items"] == len(cold_set)
+    same_metrics(result["all"], plain(ctx, toy))
+    ranks = ctx.ranks(toy)
+    same_metrics(result["cold"], summarise(ranks[cold], KS))
+
+
+def test_cold_items_refuses_a_split_without_cold_targets(toy):
+    from tests.data.conftest import make_dataset
+
+    ctx = context(LastItemModel(25, 6), toy, train=make_dataset([list(range(1, 26)) * 2]))
+    with pytest.raises(RecscaleError, match=r"data\.split: cold_items"):
+        TASKS.get("cold-items").run(ctx, {})

@@ -200,3 +200,29 @@ def test_bf16_autocast_runs(name: str) -> None:
         loss = model.logits(hidden).float().logsumexp(-1).mean()
     loss.backward()
     assert torch.isfinite(loss)
+
+
+def test_item_text_enters_item_vectors_through_a_learned_projection() -> None:
+    model = _model("hstu", text_dim=6)
+    items, ts, lengths = random_batch(2, 4, [4, 3])
+    text = torch.randn(NUM_ITEMS + 1, 6)
+    text[0] = 0
+    with torch.no_grad():
+        plain_h = model.encode(items, ts, lengths)
+        model.set_item_text(text)
+        with_h, with_v = model.encode(items, ts, lengths), model.item_vectors()
+    assert not torch.allclose(with_h, plain_h)
+    table = (model.item_emb if model.out_emb is None else model.out_emb).weight
+    expected = table + text @ model.text_proj.weight.T
+    if model.cfg.l2_norm:
+        expected = torch.nn.functional.normalize(expected, dim=-1, eps=1e-6)
+    torch.testing.assert_close(with_v, expected)
+    # The text table is data (a buffer in the checkpoint), the projection learns.
+    assert "item_text" in model.state_dict()
+    assert all(p is not model.item_text for p in model.parameters())
+    model.logits(model.encode(items, ts, lengths)[:, -1]).sum().backward()
+    assert model.text_proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="shape"):
+        model.set_item_text(torch.zeros(3, 6))
+    with pytest.raises(ValueError, match="text_dim"):
+        _model("hstu").set_item_text(text)

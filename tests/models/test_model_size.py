@@ -28,6 +28,7 @@ def test_counts_match_module_and_closed_form(name: str) -> None:
         config(name),
         config(name, num_item_features=7, item_feature_slots=2),
         config(name, behaviour_levels=[1, 2, 3], predict_behaviour=True),
+        config(name, text_dim=12),
     ):
         model = build_model(cfg, NUM_ITEMS)
         counts = count_parameters(model)

@@ -110,6 +110,41 @@ def leave_one_out_test_only(ds: SequenceDataset) -> Split:
     )
 
 
+def cold_items(ds: SequenceDataset, fraction: float = 0.1, seed: int = 0) -> Split:
+    """Leave-one-out where a random ``fraction`` of the items is never seen in training.
+
+    Every interaction with a cold item is dropped except a user's last one (kept only where
+    the user still has 3 items to be evaluated on), then :func:`leave_one_out` runs on what
+    remains: a cold item is never a training target nor in
+    any training or validation sequence, and it is the test target of every user whose last
+    interaction it is. The cold set depends on ``seed`` only, so every run of a comparison
+    holds out the same items; the ``cold_items`` task scores the cold and warm targets apart.
+    """
+    rng = np.random.default_rng(seed)
+    count = max(1, round(fraction * ds.num_items))
+    cold = np.zeros(ds.num_items + 1, dtype=bool)
+    cold[1 + rng.choice(ds.num_items, count, replace=False)] = True
+    last = np.zeros(len(ds.items), dtype=bool)
+    last[ds.offsets[1:][ds.lengths > 0] - 1] = True
+    warm = ~cold[ds.items]
+    keep = warm | last
+    user_of = np.repeat(np.arange(ds.num_users), ds.lengths)
+    # A user left with fewer than 3 items is not evaluated and trains on all of them: so
+    # without a cold last item.
+    short = np.bincount(user_of[keep], minlength=ds.num_users) < 3
+    keep &= warm | ~short[user_of]
+    offsets = np.zeros(ds.num_users + 1, dtype=np.int64)
+    np.cumsum(np.bincount(user_of[keep], minlength=ds.num_users), out=offsets[1:])
+    kept = replace(
+        ds,
+        offsets=offsets,
+        items=ds.items[keep],
+        timestamps=None if ds.timestamps is None else ds.timestamps[keep],
+        ratings=None if ds.ratings is None else ds.ratings[keep],
+    )
+    return replace(leave_one_out(kept), name="cold_items")
+
+
 def temporal_split(ds: SequenceDataset, quantile: float = 0.9) -> Split:
     """Global time cut at the ``quantile`` of all timestamps.
 

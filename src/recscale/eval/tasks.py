@@ -104,6 +104,45 @@ def cold_start(ctx: TaskContext, options: dict[str, Any]) -> dict[str, Any]:
     return {"visible": visible, "history_length": by_length}
 
 
+def training_targets(train) -> np.ndarray:
+    """``bool [num_items + 1]``: the items that are some training sequence's next item (any
+    position but the first)."""
+    first = train.offsets[:-1][train.lengths > 0]
+    is_target = np.ones(len(train.items), dtype=bool)
+    is_target[first] = False
+    seen = np.zeros(train.num_items + 1, dtype=bool)
+    seen[train.items[is_target]] = True
+    return seen
+
+
+@register_task(
+    "cold-items",
+    "test targets never seen as a training target (cold) apart from the rest (warm)",
+)
+def cold_items(ctx: TaskContext, options: dict[str, Any]) -> dict[str, Any]:
+    seen = training_targets(ctx.split.train)
+    test = ctx.split.test
+    ranks = ctx.ranks(test)
+    cold = ~seen[test.targets]
+    if not cold.any():
+        raise RecscaleError(
+            "cold-items: every test target was a training target; train with data.split: "
+            "cold_items (or a temporal split) to hold items out"
+        )
+    return {
+        "cold": {
+            **summarise(ranks[cold], ctx.ks),
+            "items": len(np.unique(test.targets[cold])),
+        },
+        "warm": {
+            **summarise(ranks[~cold], ctx.ks),
+            "items": len(np.unique(test.targets[~cold])),
+        },
+        "all": summarise(ranks, ctx.ks),
+        "never_trained_items": int((~seen[1:]).sum()),
+    }
+
+
 @register_task(
     "noise",
     "history items replaced or deleted at random at test time",

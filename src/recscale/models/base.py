@@ -52,6 +52,13 @@ class SequenceRecommender(nn.Module):
                 "item_features",
                 torch.zeros(num_items + 1, cfg.item_feature_slots, dtype=torch.long),
             )
+        self.text_proj = None
+        if cfg.text_dim:
+            # The text vectors are frozen data (a buffer, saved with the model); only the
+            # projection learns, so an item never trained on still gets a vector from its text.
+            self.register_buffer("item_text", torch.zeros(num_items + 1, cfg.text_dim))
+            self.text_proj = nn.Linear(cfg.text_dim, cfg.dim, bias=False)
+            nn.init.normal_(self.text_proj.weight, std=cfg.init_std)
         self.behaviour_emb = None
         self.behaviour_head = None
         if cfg.predict_behaviour and not cfg.behaviour_levels:
@@ -78,6 +85,17 @@ class SequenceRecommender(nn.Module):
             raise ValueError(f"feature ids must lie in 0..{self.cfg.num_item_features}")
         self.item_features.copy_(table)
 
+    def set_item_text(self, table: torch.Tensor) -> None:
+        """table: [num_items + 1, text_dim] frozen text embeddings (row 0 = padding)."""
+        if self.text_proj is None:
+            raise ValueError("the config has text_dim = 0")
+        if tuple(table.shape) != tuple(self.item_text.shape):
+            raise ValueError(
+                f"item text table has shape {tuple(table.shape)}, "
+                f"expected {tuple(self.item_text.shape)}"
+            )
+        self.item_text.copy_(table)
+
     def behaviour_ids(self, behaviours: torch.Tensor) -> torch.Tensor:
         """Behaviour values [...] -> ids 1..levels; a value not among the levels (padding,
         NaN, unseen) -> 0."""
@@ -87,7 +105,11 @@ class SequenceRecommender(nn.Module):
         return torch.where(values[index] == b, index + 1, torch.zeros_like(index))
 
     def _with_features(self, vectors: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
-        """Add each item's summed side-feature vectors (ids None: every row of the table)."""
+        """Add each item's summed side-feature vectors and projected text (ids None: every
+        row of the table)."""
+        if self.text_proj is not None:
+            text = self.item_text if ids is None else self.item_text[ids]
+            vectors = vectors + self.text_proj(text.to(vectors.dtype))
         if self.feature_emb is None:
             return vectors
         features = self.item_features if ids is None else self.item_features[ids]

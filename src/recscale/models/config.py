@@ -119,6 +119,10 @@ class ModelConfig(StrictModel):
     # vectors. Set from data.item_features by the trainer; 0 = off.
     num_item_features: int = Field(0, ge=0)
     item_feature_slots: int = Field(1, ge=1)
+    # Item text: width of the frozen text embedding each item carries; a learned linear map
+    # of it is summed into the item's input and output vectors. Set from data.item_features
+    # [text] by the trainer; 0 = off.
+    text_dim: int = Field(0, ge=0)
     # Multi-behaviour: the distinct behaviour values (e.g. ratings 1..5) embedded as an extra
     # input per position; empty = off. Set from data.behaviour by the trainer.
     behaviour_levels: list[float] = Field(default_factory=list)

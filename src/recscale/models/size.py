@@ -57,6 +57,9 @@ def count_parameters(model: nn.Module) -> ParamCounts:
     for module in model.modules():
         if isinstance(module, _EMBEDDING_MODULES):
             embedding_ids.update(id(p) for p in module.parameters())
+    text_proj = getattr(model, "text_proj", None)
+    if text_proj is not None:  # item-side, like the tables: N stays the backbone's
+        embedding_ids.update(id(p) for p in text_proj.parameters())
     seen: set[int] = set()
     non_emb = emb = 0
     for param in model.parameters():
@@ -76,6 +79,8 @@ def count_parameters_from_config(cfg: ModelConfig, num_items: int) -> ParamCount
     tables = (1 if cfg.tied else 2) * (num_items + 1)
     if cfg.num_item_features:
         tables += cfg.num_item_features + 1
+    if cfg.text_dim:
+        emb += cfg.text_dim * cfg.dim  # the text projection, an item-side table
     levels = len(cfg.behaviour_levels)
     if levels:
         tables += levels + 1

@@ -57,8 +57,18 @@ class DataConfig(StrictModel):
     fraction: float = Field(1.0, gt=0.0, le=1.0)
     fraction_by: Literal["users", "interactions"] = "users"
     # Item side information fused into item vectors: "attributes" (genres, S3-Rec attribute
-    # maps) and/or "domain" (a merged dataset's domain per item).
-    item_features: list[Literal["attributes", "domain"]] = Field(default_factory=list)
+    # maps), "domain" (a merged dataset's domain per item) and/or "text" (a learned projection
+    # of each item's frozen sentence embedding; data/item_text.py, data/text_embeddings.py).
+    item_features: list[Literal["attributes", "domain", "text"]] = Field(default_factory=list)
+    # With "text": the sentence-transformers model (a packaged name or a local directory) and,
+    # for a user's own items, a CSV/Parquet item table, its id column and its text columns
+    # (empty: every other column). Registered MovieLens datasets read titles and genres.
+    text_model: str = "all-MiniLM-L6-v2"
+    text_path: str | None = None
+    text_id: str = "item"
+    text_columns: list[str] = Field(default_factory=list)
+    # The cold_items split: the share of items held out of training (a fixed random set).
+    cold_item_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     # Multi-behaviour: "rating" feeds each interaction's rating as a behaviour input.
     behaviour: Literal["none", "rating"] = "none"
     # With merged datasets: keep only the users whose interactions all lie in these domains

@@ -11,8 +11,10 @@ import numpy as np
 from recscale.data import splits
 from recscale.data.attributes import item_features
 from recscale.data.dataset import SequenceDataset
+from recscale.data.item_text import aligned_texts, registered_item_text, table_item_text
 from recscale.data.merge import merge_domains
 from recscale.data.store import load_dataset, read_path
+from recscale.data.text_embeddings import embed_texts
 from recscale.errors import RecscaleError
 from recscale.registry import Registry
 
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
 SPLITS: Registry = Registry("split")
 SPLITS.register("leave_one_out")(lambda ds, cfg: splits.leave_one_out(ds))
 SPLITS.register("test_only")(lambda ds, cfg: splits.leave_one_out_test_only(ds))
+SPLITS.register("cold_items")(lambda ds, cfg: splits.cold_items(ds, cfg.cold_item_fraction))
 SPLITS.register("temporal")(lambda ds, cfg: splits.temporal_split(ds, cfg.temporal_quantile))
 
 
@@ -117,11 +120,15 @@ def build_run_model(
     from recscale.models import build_model
 
     update: dict = {}
-    features = None
-    if cfg.data.item_features:
-        features = item_features(dataset, cfg.data.item_features, cfg.data.data_dir)
+    features = text = None
+    kinds = [k for k in cfg.data.item_features if k != "text"]
+    if kinds:
+        features = item_features(dataset, kinds, cfg.data.data_dir)
         update["num_item_features"] = features.vocab_size
         update["item_feature_slots"] = features.table.shape[1]
+    if "text" in cfg.data.item_features:
+        text = item_text_embeddings(cfg.data, dataset, progress=cfg.train.progress)
+        update["text_dim"] = text.shape[1]
     if cfg.data.behaviour == "rating":
         update["behaviour_levels"] = behaviour_levels(dataset)
     if update:
@@ -130,4 +137,21 @@ def build_run_model(
     model = build_model(cfg.model, dataset.num_items)
     if features is not None and features.vocab_size:
         model.set_item_features(torch.from_numpy(features.table))
+    if text is not None:
+        model.set_item_text(torch.from_numpy(text))
     return cfg, model
+
+
+def item_text_embeddings(data_cfg, dataset: SequenceDataset, progress: bool = True) -> np.ndarray:
+    """``[num_items + 1, E]`` frozen sentence embeddings of the dataset's item texts (cached)."""
+    if data_cfg.text_path is not None:
+        by_raw_id = table_item_text(data_cfg.text_path, data_cfg.text_id, data_cfg.text_columns)
+    else:
+        by_raw_id = registered_item_text(dataset.name, data_cfg.data_dir)
+    texts = aligned_texts(dataset, by_raw_id)
+    if not any(texts):
+        raise RecscaleError(
+            f"data.item_features [text]: no item of {dataset.name!r} has text "
+            "(do the item table's ids match the interaction file's?)"
+        )
+    return embed_texts(texts, data_cfg.text_model, progress=progress)
