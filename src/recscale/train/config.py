@@ -23,11 +23,13 @@ from recscale.data.readers import ROLES, TIME_FILE_FORMATS, format_names
 from recscale.errors import RecscaleError
 from recscale.eval.metrics import metric_names
 from recscale.eval.protocols import parse_protocol
-from recscale.models import RANKERS, SCORERS, ModelConfig
+from recscale.models import ModelConfig
+from recscale.models.generative import GENERATIVE_BACKBONES
 from recscale.models.ranker import ranking_backbones
 from recscale.train.data import SPLITS
 from recscale.train.losses import LossConfig
 from recscale.train.optim import OptimConfig
+from recscale.train.task_config import GenerativeConfig, RankingConfig
 
 DEVICES = "auto, cpu, cuda, cuda:N, mps"
 _DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
@@ -236,61 +238,13 @@ class TrainConfig(StrictModel):
         return value
 
 
-RANKING_METRICS = ("auc", "gauc", "logloss")
-
-
-class RankingConfig(StrictModel):
-    """The ranking task (``task: ranking``): P(engage | history, candidate), trained with
-    binary cross-entropy and scored by AUC, GAUC and logloss (``data/ranking.py``)."""
-
-    # A ranker in models.ranker.RANKERS: target_aware (model.backbone reads the candidate
-    # after the history) or din.
-    ranker: str = "target_aware"
-    # The scoring network on (final state, candidate vector): dot, mlp or ffn.
-    scorer: str = "dot"
-    # Sampled never-seen negatives per training positive (the paper varies 0.2 to 1.0).
-    negative_ratio: float = Field(1.0, ge=0.0, le=100.0)
-    # Negatives per held-out positive in validation and test; the same for every run, so
-    # runs with different training ratios are scored on the same examples.
-    # 0 (only with like_threshold): the held-out rated items alone, like vs not.
-    eval_negatives: int = Field(1, ge=0, le=10_000)
-    # With ratings: every rated item is an example labelled rating >= like_threshold.
-    like_threshold: float | None = None
-    # Interleave each history item with an action token holding its label (HSTU's items and
-    # actions); default: on when like_threshold gives labels.
-    interleave_labels: bool | None = None
-    # Candidates per M-FALCON micro-batch at evaluation (target-aware rankers).
-    micro_batch: int = Field(64, ge=1)
-    # Selects the checkpoint and drives early stopping (logloss: lower is better).
-    select_metric: Literal["auc", "gauc", "logloss"] = "auc"
-
-    @field_validator("ranker", "scorer")
-    @classmethod
-    def _registered(cls, value: str, info: ValidationInfo) -> str:
-        registry = RANKERS if info.field_name == "ranker" else SCORERS
-        registry.check(value)
-        return value
-
-    @property
-    def interleave(self) -> bool:
-        if self.interleave_labels is None:
-            return self.like_threshold is not None
-        return self.interleave_labels
-
-    @property
-    def protocol(self) -> str:
-        """``ranking-loo-neg<K>``: each evaluated user's held-out item against K sampled
-        never-seen items (labels by ``like`` under like_threshold)."""
-        like = "" if self.like_threshold is None else f"-like{self.like_threshold:g}"
-        return f"ranking-loo-neg{self.eval_negatives}{like}"
-
-
 class RunConfig(StrictModel):
     name: str | None = None
     # retrieval: next-item prediction over the catalogue; ranking: one candidate at a time
-    # (the ``ranking`` section).
-    task: Literal["retrieval", "ranking"] = "retrieval"
+    # (the ``ranking`` section); generative: the next item's semantic ID, code by code.
+    task: Literal["retrieval", "ranking", "generative"] = "retrieval"
     ranking: RankingConfig = Field(default_factory=lambda: RankingConfig())
+    generative: GenerativeConfig = Field(default_factory=lambda: GenerativeConfig())
     # Seeds every generator (torch, numpy, the batch order per epoch).
     seed: int = Field(42, ge=0, le=2**32 - 1)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -341,6 +295,41 @@ class RunConfig(StrictModel):
             raise ValueError(
                 f"task ranking does not use {', '.join(unused)}; leave them unset (its loss is "
                 "binary cross-entropy, it trains in fp32 in one process)"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _generative_setup(self) -> RunConfig:
+        if self.task != "generative":
+            return self
+        if self.model.backbone not in GENERATIVE_BACKBONES:
+            raise ValueError(
+                f"task generative: model.backbone {self.model.backbone!r} cannot decode codes; "
+                f"allowed: {', '.join(GENERATIVE_BACKBONES)}"
+            )
+        if self.data.behaviour != "none" or self.data.item_features:
+            raise ValueError(
+                "task generative reads items through their codes only (data.behaviour, "
+                "item_features); the codes come from data.text_model"
+            )
+        if parse_protocol(self.eval.protocol).kind != "full":
+            raise ValueError(
+                f"task generative ranks by beam search, so eval.protocol {self.eval.protocol!r}"
+                " must rank the whole catalogue (full, full-no-exclude, full-window, "
+                "full-filter-seen)"
+            )
+        g = self.generative
+        names = [f"{m}@{k}" for k in g.ks(self.eval.ks) for m in ("hr", "ndcg")]
+        if g.select_metric not in names:
+            raise ValueError(
+                f"generative.select_metric {g.select_metric!r}: allowed {', '.join(names)} "
+                f"(eval.ks up to generative.beam {g.beam})"
+            )
+        unused = [key for key, used in self._retrieval_only().items() if used]
+        if unused:
+            raise ValueError(
+                f"task generative does not use {', '.join(unused)}; leave them unset (its loss "
+                "is next-code cross-entropy, it trains in fp32 in one process)"
             )
         return self
 

@@ -13,11 +13,8 @@ run resumes from ``checkpoints/last`` at the epoch it reached. Ranking trains in
 
 from __future__ import annotations
 
-import json
 import math
 import re
-import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +22,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from recscale.config import dump_yaml
 from recscale.data import ranking as ranking_data
 from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import EvalSet, Split
@@ -35,15 +31,14 @@ from recscale.models import ENCODERS, count_parameters
 from recscale.models.falcon import score_candidates
 from recscale.models.ranker import RankingInputs, TargetAwareRanker, build_ranker
 from recscale.train import checkpoint as ckpt
+from recscale.train import loop
 from recscale.train.config import RunConfig, check_run_inputs, load_run_config
 from recscale.train.data import prepare_data
 from recscale.train.distributed import Dist, pick_device
-from recscale.train.epoch_log import append_record, trim_metrics
-from recscale.train.facts import dataset_record, hardware, peak_memory_mib
-from recscale.train.optim import build_optimizer, lr_factor, set_lr
-from recscale.train.record import RunRecord, ScalingFacts, find_run_record, write_run_record
+from recscale.train.facts import hardware, peak_memory_mib
+from recscale.train.optim import build_optimizer
+from recscale.train.record import RunRecord, ScalingFacts, write_run_record
 from recscale.train.result import RunResult, seed_everything
-from recscale.train.state import TrainState
 
 SALTS = {"valid": 1, "test": 2}  # eval negatives differ between valid and test
 
@@ -97,12 +92,6 @@ def evaluate_ranker(
     metrics = {"auc": auc(y, s), "gauc": gauc(u, y, s), "logloss": logloss(y, probs)}
     # GAUC needs users with both classes; with one example per user there are none.
     return {k: v for k, v in metrics.items() if not math.isnan(v)}
-
-
-def better(metric: str, value: float, best: float | None) -> bool:
-    if best is None or math.isnan(best):
-        return not math.isnan(value)
-    return value < best if metric == "logloss" else value > best
 
 
 def ranking_facts(
@@ -171,92 +160,33 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
         )
     model = build_run_ranker(cfg, dataset).to(device)
     optimizer = build_optimizer(model, cfg.optim)
-    checkpoints = run_dir / "checkpoints"
-    last, previous, best_dir = checkpoints / "last", checkpoints / "previous", checkpoints / "best"
-    state = TrainState()  # the retrieval trainer's progress record; its other fields stay unset
-    if resume and ckpt.find_checkpoint(last, previous) is not None:
-        weights, saved, tensors = ckpt.load_checkpoint(last, previous)
-        model.load_state_dict(weights)
-        ckpt.optimizer_from_flat(optimizer, saved["optimizer"], tensors)
-        state = TrainState(**saved["train_state"])
-        trim_metrics(run_dir / "metrics.jsonl", state.epoch)
-        done = find_run_record(run_dir)
-        if done is not None and (state.stop_reason or state.epoch >= cfg.train.epochs):
-            return RunResult(run_dir, done.to_dict())
-    else:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "metrics.jsonl").write_text("")
-    dump_yaml(cfg, run_dir / "config.yaml")
-    (run_dir / "dataset.json").write_text(json.dumps(dataset_record(dataset, split), indent=1))
+    state, done = loop.start(cfg, run_dir, model, optimizer, dataset, split, resume)
+    if done is not None:
+        return RunResult(run_dir, done.to_dict())
     valid = eval_examples(cfg, dataset, split.valid, "valid")
-    started = time.perf_counter() - state.wall_time_s
-    total_steps = cfg.train.epochs * math.ceil(
-        int((split.train.lengths >= 2).sum()) / cfg.train.batch_size
-    )
 
-    for epoch in range(state.epoch, cfg.train.epochs):
-        if state.stop_reason:
-            break  # stopped early, then killed before final.json: only the test is left
-        model.train()
-        torch.manual_seed(cfg.seed + 1000 + epoch)  # dropout: the same after a resume
+    def train_epoch(epoch: int):
         rng = np.random.default_rng([cfg.seed, 7, epoch])
-        total = count = 0.0
+        window = model.history_window
         batches = ranking_data.train_batches(
-            dataset,
-            split,
-            model.history_window,
-            r.negative_ratio,
-            cfg.train.batch_size,
-            rng,
-            r.like_threshold,
+            dataset, split, window, r.negative_ratio, cfg.train.batch_size, rng, r.like_threshold
         )
-        for batch in batches:
-            loss, n = _loss(model, batch, device)
-            if not torch.isfinite(loss):
-                raise RecscaleError(f"non-finite ranking loss at epoch {epoch + 1}; lower optim.lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            set_lr(optimizer, cfg.optim.lr, lr_factor(state.step, total_steps, cfg.optim))
-            if cfg.optim.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            optimizer.step()
-            total, count = total + float(loss.detach()) * n, count + n
-            state.step += 1
-        state.tokens += int(count)
-        state.epoch = epoch + 1
-        record: dict[str, Any] = {
-            "epoch": state.epoch,
-            "step": state.step,
-            "examples": state.tokens,
-            "train_loss": total / max(count, 1),
-            "lr": optimizer.param_groups[0]["lr"],
-        }
-        if state.epoch % cfg.train.eval_every == 0 or state.epoch == cfg.train.epochs:
-            metrics = evaluate_ranker(model, valid, cfg, device)
-            record["valid"] = metrics
-            value = metrics[r.select_metric]
-            if better(r.select_metric, value, state.best_metric):
-                state.best_metric, state.best_epoch, state.evals_since_best = value, state.epoch, 0
-                # the best checkpoint keeps its valid metrics, so the end need not recompute them
-                ckpt.save_checkpoint(best_dir, model, {"valid": metrics}, {})
-            else:
-                state.evals_since_best += 1
-                if cfg.train.patience is not None and state.evals_since_best >= cfg.train.patience:
-                    state.stop_reason = f"early stop: no better valid {r.select_metric}"
-        state.wall_time_s = time.perf_counter() - started
-        record["wall_time_s"] = round(state.wall_time_s, 3)
-        append_record(run_dir / "metrics.jsonl", record)
-        meta, tensors = ckpt.optimizer_to_flat(optimizer)
-        state_out = {"train_state": asdict(state), "optimizer": meta}
-        ckpt.save_checkpoint(last, model, state_out, tensors, previous)
-        if state.stop_reason:
-            break
+        return (_loss(model, batch, device) for batch in batches)
 
-    valid_best = None
-    if ckpt.find_checkpoint(best_dir) is not None:
-        weights, best_state, _ = ckpt.load_checkpoint(best_dir)
-        model.load_state_dict(weights)
-        valid_best = best_state["valid"]
+    users = int((split.train.lengths >= 2).sum())
+    loop.run_epochs(
+        cfg,
+        run_dir,
+        model,
+        optimizer,
+        state,
+        train_epoch,
+        lambda: evaluate_ranker(model, valid, cfg, device),
+        total_steps=cfg.train.epochs * math.ceil(users / cfg.train.batch_size),
+        select_metric=r.select_metric,
+        lower_is_better=r.select_metric == "logloss",
+    )
+    valid_best = loop.load_best(model, run_dir)
     test = evaluate_ranker(model, eval_examples(cfg, dataset, split.test, "test"), cfg, device)
     facts = ranking_facts(
         model,

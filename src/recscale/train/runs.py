@@ -23,6 +23,7 @@ from recscale.train import checkpoint as ckpt
 from recscale.train.config import RunConfig, load_run_config
 from recscale.train.data import build_run_model, prepare_data
 from recscale.train.distributed import pick_device
+from recscale.train.generative import evaluate_generative_run
 from recscale.train.ranking import evaluate_ranking_run
 from recscale.train.state import load_fitting
 
@@ -73,8 +74,11 @@ def evaluate_run(
     if split not in ("test", "valid"):
         raise RecscaleError(f"split {split!r}: allowed: test, valid")
     config = Path(run_dir) / "config.yaml"
-    if config.is_file() and load_run_config(config).task == "ranking":
+    task = load_run_config(config).task if config.is_file() else "retrieval"
+    if task == "ranking":
         return evaluate_ranking_run(run_dir, protocol, split, checkpoint)
+    if task == "generative":
+        return evaluate_generative_run(run_dir, protocol, split, checkpoint)
     if protocol is not None:
         parse_protocol(protocol)  # a bad name fails before the run is loaded
     run = load_run(run_dir, checkpoint)

@@ -47,6 +47,7 @@ from recscale.train.epoch_log import (
 )
 from recscale.train.facts import dataset_record, scaling_facts
 from recscale.train.faults import CheckpointClock, all_agree, fault_message
+from recscale.train.generative import train_generative
 from recscale.train.losses import behaviour_loss, build_loss
 from recscale.train.optim import OptimizerSwitch, build_optimizer, lr_factor
 from recscale.train.parallel import PARALLELISMS, save_best
@@ -63,6 +64,8 @@ def train(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunRe
     """Train one model as ``cfg`` says, writing everything into ``run_dir``."""
     if cfg.task == "ranking":
         return train_ranking(cfg, Path(run_dir), resume=resume)
+    if cfg.task == "generative":
+        return train_generative(cfg, Path(run_dir), resume=resume)
     run = Recipe.setup(cfg, Path(run_dir), resume)
     try:
         return run.done if run.done is not None else _train(run)
