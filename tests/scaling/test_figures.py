@@ -45,3 +45,45 @@ def test_a_law_with_an_unknown_plot_kind_is_refused():
     odd = LawReport("odd", replace(rep.fit, law=replace(rep.fit.law, plot="pie")))
     with pytest.raises(RecscaleError, match="unknown plot kind 'pie'; known: frontier"):
         build_figures(pl.DataFrame({"run": ["a"]}), [odd])
+
+
+def _item_runs() -> pl.DataFrame:
+    sizes = [1e4, 4e4, 1e4, 4e4, 4e4, 4e4]
+    return pl.DataFrame(
+        {
+            "run": ["id-s", "id-m", "text-s", "text-m", "cold-id", "cold-text"],
+            "backbone": ["hstu"] * 6,
+            "non_embedding_params": sizes,
+            "item_features": ["id", "id", "text", "text", "id", "text"],
+            "split": ["leave_one_out"] * 4 + ["cold_items"] * 2,
+            "hr@10": [0.20, 0.24, 0.22, 0.26, 0.05, 0.09],
+            "ndcg@10": [0.10, 0.12, 0.11, 0.13, 0.02, 0.04],
+        }
+    )
+
+
+def test_item_feature_runs_get_their_own_figure_and_cold_runs_stay_out():
+    figures = build_figures(_item_runs(), [])
+    assert [f.slug for f in figures] == ["fig-01-item-features"]
+    assert figures[0].png[:8] == b"\x89PNG\r\n\x1a\n"
+    # one way of building items: nothing to compare
+    assert build_figures(_item_runs().filter(pl.col("item_features") == "id"), []) == []
+
+
+def test_semantic_id_runs_get_a_size_figure():
+    runs = pl.DataFrame(
+        {
+            "run": ["sid-s", "sid-m", "id-s", "id-m"],
+            "backbone": ["llama-semantic-ids"] * 2 + ["llama"] * 2,
+            "non_embedding_params": [1e4, 4e4, 1e4, 4e4],
+            "layers": [1, 1, 1, 1],
+            "dim": [16, 32, 16, 32],
+            "code_levels": [3, 3, None, None],
+            "hr@10": [0.15, 0.18, 0.20, 0.24],
+            "ndcg@10": [0.07, 0.09, 0.10, 0.12],
+            "loss": [None, None, 6.1, 6.0],
+        }
+    )
+    slugs = [f.slug.split("-", 2)[2] for f in build_figures(runs, [])]
+    assert slugs.count("semantic-ids") == 1
+    assert "semantic-ids" not in [f.slug for f in build_figures(runs.drop("code_levels"), [])]

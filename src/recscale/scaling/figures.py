@@ -169,11 +169,40 @@ def _ranking_variants(results: pl.DataFrame, reports: Sequence[LawReport]) -> Dr
     )
 
 
+def _text_features(results: pl.DataFrame, reports: Sequence[LawReport]) -> Drawn | None:
+    if "item_features" not in results.columns or results["item_features"].n_unique() < 2:
+        return None
+    table = results.filter(pl.col("split") != "cold_items")
+    if table.height == 0 or table["item_features"].n_unique() < 2:
+        return None
+    return Drawn(
+        "item-features",
+        "Item features: id-only against side information",
+        "Test metrics per model size, one line per way of building item vectors (id = the "
+        "id table alone; text = plus a learned projection of the frozen text embedding).",
+        run_plots.plot_by_size(table, "item_features", CROSS_METRICS),
+    )
+
+
+def _semantic_ids(results: pl.DataFrame, reports: Sequence[LawReport]) -> Drawn | None:
+    if "code_levels" not in results.columns:
+        return None
+    return Drawn(
+        "semantic-ids",
+        "Semantic-ID generative retrieval by size",
+        "Test metrics per model size; *-semantic-ids runs rank by constrained beam search "
+        "over item code tuples, id runs (if the sweep has them) over every item.",
+        run_plots.plot_by_size(results, "backbone", CROSS_METRICS),
+    )
+
+
 TABLE_FIGURES: tuple[tuple[int, Callable[..., Drawn | None]], ...] = (
     (20, _data_scaling),
     (50, _backbones),
     (52, _ranking_blocks),
     (54, _ranking_variants),
+    (56, _text_features),
+    (58, _semantic_ids),
 )
 TASK_ORDER = 70
 

@@ -179,6 +179,31 @@ def plot_ranking_variants(results: pl.DataFrame, metric: str = "auc") -> Figure:
     return fig
 
 
+def plot_by_size(results: pl.DataFrame, group: str, metrics: Sequence[str]) -> Figure:
+    """Each metric against non-embedding parameters, one line per value of column ``group``
+    (mean over seeds), so two ways of building items compare size for size."""
+    metrics = [m for m in metrics if m in results.columns and results[m].is_not_null().any()]
+    fig, axes = new_figure(len(metrics), width=4.2, height=3.9)
+    labels = results[group].unique().sort().to_list()
+    for ax, metric in zip(axes, metrics, strict=True):
+        for i, (label, color) in enumerate(zip(labels, palette(len(labels)), strict=True)):
+            agg = (
+                results.filter((pl.col(group) == label) & pl.col(metric).is_not_null())
+                .group_by("non_embedding_params")
+                .agg(pl.col(metric).mean())
+                .sort("non_embedding_params")
+            )
+            ax.plot(
+                agg["non_embedding_params"], agg[metric], marker="osD^vP*X"[i % 8],
+                color=color, label=str(label),
+            )  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_xlabel(AXIS_LABELS["non_embedding_params"])
+        ax.set_ylabel(metric_label(metric))
+        ax.legend(loc="best", fontsize=8.5)
+    return fig
+
+
 def plot_task(
     task: str, points: Sequence[tuple[float, dict[str, dict]]], metric: str = "hr@10"
 ) -> Figure:

@@ -222,9 +222,15 @@ def collect_results(out: Path, runs: list[SweepRun]) -> pl.DataFrame:
             "seed": cfg.seed,
         }
         row = results_row(record, coords, apen=_train_apen(cfg, quality_cache))
+        # What items are made of and how the split holds them: the text-feature and
+        # cold-item comparisons of the report group by these.
+        row.update(item_features="+".join(cfg.data.item_features) or "id", split=cfg.data.split)
         if cfg.task == "ranking":
             r = cfg.ranking
             row.update(ranker=r.ranker, scorer=r.scorer, negative_ratio=r.negative_ratio)
+        if cfg.task == "generative":
+            g = cfg.generative
+            row.update(code_levels=g.levels, codebook_size=g.codebook_size, beam=g.beam)
         rows.append(row)
     return pl.DataFrame(rows) if rows else pl.DataFrame()
 

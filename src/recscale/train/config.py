@@ -262,9 +262,12 @@ class RunConfig(StrictModel):
 
     @property
     def model_label(self) -> str:
-        """The backbone, or for a ranking run with its own architecture (DIN) the ranker."""
+        """The backbone, or for a ranking run with its own architecture (DIN) the ranker; a
+        semantic-ID retriever is ``<backbone>-semantic-ids``."""
         if self.task == "ranking" and self.ranking.ranker != "target_aware":
             return self.ranking.ranker
+        if self.task == "generative":
+            return f"{self.model.backbone}-semantic-ids"
         return self.model.backbone
 
     @model_validator(mode="after")
