@@ -22,25 +22,26 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SHOWN = ("hr@10", "ndcg@10", "hr@1", "mrr", "auc", "gauc", "logloss")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--name", required=True)
-    parser.add_argument("--command", required=True, help="the command that made the run(s)")
-    parser.add_argument("--published", nargs="*", default=[], metavar="METRIC=VALUE")
-    parser.add_argument("--note", help="status: converged, capped, what differs")
-    parser.add_argument("--machine", default="2-core CPU (AMD EPYC, AVX2), 1 thread")
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+MACHINE = "2-core CPU (AMD EPYC, AVX2), 1 thread"
 
-    finals = [json.loads((run / "final.json").read_text()) for run in args.runs]
-    dataset = json.loads((args.runs[0] / "dataset.json").read_text())["name"]
+
+def row_from_runs(
+    runs: list[Path],
+    name: str,
+    command: str,
+    published: dict[str, float] | None = None,
+    note: str | None = None,
+    machine: str = MACHINE,
+) -> dict:
+    """The ledger row of one or more finished runs (seeds: mean, and std over them)."""
+    finals = [json.loads((run / "final.json").read_text()) for run in runs]
+    dataset = json.loads((runs[0] / "dataset.json").read_text())["name"]
     metrics = {k: [f["test"][k] for f in finals] for k in SHOWN if k in finals[0]["test"]}
     means = {k: float(np.mean(v)) for k, v in metrics.items()}
-    published = {k: float(v) for k, v in (p.split("=", 1) for p in args.published)}
+    published = published or {}
     valid = finals[0].get("valid")
     row = {
-        "name": args.name,
+        "name": name,
         "dataset": dataset,
         "protocol": finals[0]["protocol"],
         "selection": finals[0]["selection"],
@@ -55,19 +56,38 @@ def main() -> None:
         "std": {k: round(float(np.std(v, ddof=1)), 4) for k, v in metrics.items()}
         if len(finals) > 1
         else None,
+        "non_embedding_params": finals[0]["facts"]["non_embedding_params"],
         "best_epoch": [f["best_epoch"] for f in finals],
         "epochs": [f["facts"]["epochs"] for f in finals],
         "stop_reason": [f["stop_reason"] for f in finals],
-        "status": args.note,
-        "command": args.command,
-        "machine": args.machine,
+        "status": note,
+        "command": command,
+        "machine": machine,
         "date": datetime.date.today().isoformat(),
         "wall_time_s": round(sum(f["facts"]["wall_time_s"] for f in finals), 1),
     }
-    row = {k: v for k, v in row.items() if v is not None}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"{args.name}.json").write_text(json.dumps(row, indent=1) + "\n")
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def write_row(row: dict, out: Path = RESULTS) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{row['name']}.json").write_text(json.dumps(row, indent=1) + "\n")
     print(json.dumps(row, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("--name", required=True)
+    parser.add_argument("--command", required=True, help="the command that made the run(s)")
+    parser.add_argument("--published", nargs="*", default=[], metavar="METRIC=VALUE")
+    parser.add_argument("--note", help="status: converged, capped, what differs")
+    parser.add_argument("--machine", default=MACHINE)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    published = {k: float(v) for k, v in (p.split("=", 1) for p in args.published)}
+    row = row_from_runs(args.runs, args.name, args.command, published, args.note, args.machine)
+    write_row(row, args.out)
 
 
 if __name__ == "__main__":
