@@ -5,12 +5,13 @@ items, and semantic-ID retrieval against id retrieval across sizes.
   for the runs on the ``cold_items`` split also ``ml-1m-cold-items-<run>`` with the
   ``cold-items`` task's cold and warm metrics (``recscale evaluate RUN --task cold-items``).
 - ``--semantic`` (``configs/sweeps/semantic-ids-ml1m.yaml``): ``ml-1m-semantic-ids-<run>``
-  with the code usage and, from ``--id-sweep`` (``configs/sweeps/plaw-ml1m-llama.yaml``),
-  the id-retrieval run of the same size beside it; ``ml-1m-semantic-ids-law-<metric>``: the
-  log-compute law fitted over the sizes (R², parameters).
+  with the code usage and, from the ``--id-sweep`` directories (``plaw-ml1m-llama.yaml``,
+  ``id-llama-ml1m.yaml``), the 1-layer id-retrieval run of the same width beside it;
+  ``ml-1m-semantic-ids-law-<metric>``: the log-compute law fitted over the sizes (R²,
+  parameters).
 
     PYTHONPATH=src python benchmarks/text_study.py --text runs/text-ml1m \\
-        --semantic runs/semantic-ids-ml1m --id-sweep runs/plaw-ml1m-llama
+        --semantic runs/semantic-ids-ml1m --id-sweep runs/plaw-ml1m-llama runs/id-llama-ml1m
 """
 
 from __future__ import annotations
@@ -58,18 +59,20 @@ def text_rows(sweep: Path) -> None:
         write_row(row)
 
 
-def semantic_rows(sweep: Path, id_sweep: Path | None) -> None:
+def semantic_rows(sweep: Path, id_sweeps: list[Path]) -> None:
     for run in finished(sweep):
         row = row_from_runs([run], f"ml-1m-semantic-ids-{run.name}", SEMANTIC_COMMAND)
         usage = json.loads((run / "semantic_ids.json").read_text())
         row["codes"] = {k: usage[k] for k in ("level_sizes", "collision_share", "perplexity")}
-        baseline = None if id_sweep is None else id_sweep / "runs" / f"layers1-{run.name}"
-        if baseline is not None and (baseline / "final.json").is_file():
-            test = json.loads((baseline / "final.json").read_text())["test"]
-            row["id_retrieval"] = {
-                "run": str(baseline.relative_to(id_sweep.parent)),
-                **{m: round(test[m], 4) for m in SHOWN},
-            }
+        for id_sweep in id_sweeps:
+            baseline = id_sweep / "runs" / f"layers1-{run.name}"
+            if (baseline / "final.json").is_file():
+                final = json.loads((baseline / "final.json").read_text())
+                row["id_retrieval"] = {
+                    "run": str(baseline.relative_to(id_sweep.parent)),
+                    "non_embedding_params": final["facts"]["non_embedding_params"],
+                    **{m: round(final["test"][m], 4) for m in SHOWN},
+                }
         write_row(row)
     if len(finished(sweep)) < 3:
         return
@@ -94,7 +97,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--text", type=Path)
     parser.add_argument("--semantic", type=Path)
-    parser.add_argument("--id-sweep", type=Path)
+    parser.add_argument("--id-sweep", type=Path, nargs="*", default=[])
     args = parser.parse_args()
     if args.text:
         text_rows(args.text)

@@ -39,7 +39,7 @@ def ray(*args: str) -> str:
     return proc.stdout + proc.stderr
 
 
-def wait_for_worker(out: Path, run: str, epochs: int, timeout_s: float = 180.0) -> int:
+def wait_for_worker(out: Path, run: str, epochs: int, timeout_s: float = 420.0) -> int:
     """The pid of the process holding ``run`` once it has logged ``epochs`` epochs."""
     metrics = out / "runs" / run / "metrics.jsonl"
     owner = out / "locks" / f"{run}.owner.json"

@@ -56,7 +56,7 @@ def test_ray_retries_a_killed_worker_from_its_checkpoint_and_matches_local(tmp_p
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     with one_thread():  # the reference, while the cluster starts
         local = run_sweep(spec, tmp_path / "local", progress=False)
-    output, _ = proc.communicate(timeout=400)
+    output, _ = proc.communicate(timeout=900)
     assert proc.returncode == 0, output[-3000:]
     result = json.loads(result_path.read_text())
     print(json.dumps({k: v for k, v in result.items() if k != "driver_log"}, indent=1))
