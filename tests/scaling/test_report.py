@@ -187,3 +187,45 @@ def test_performance_law_figure_marks_held_out_runs():
     assert "held out" in [t.get_text() for t in heat.get_legend().get_texts()]
     assert any("held out" in t.get_text() for t in scatter.get_legend().get_texts())
     assert len(slices.get_lines()) >= 2 * 4  # measured dots and the fitted line per width
+
+
+def test_data_quality_rows_become_a_table(tmp_path):
+    quality = [
+        {
+            "dataset": "ml-1m-sasrec",
+            "max_len": 50,
+            "tokens": 294_000,
+            "apen": 0.0247,
+            "lz_entropy_rate": 5.1,
+            "shannon_entropy_bits": 10.9,
+            "compression_ratio": 0.41,
+            "tokens_x_apen": 7261.8,
+        }
+    ]
+    _, md_path = write_report(synthetic_results(), {}, tmp_path, quality=quality)
+    md = md_path.read_text()
+    assert "## Data quality" in md and "tokens × ApEn" in md and "ml-1m-sasrec" in md
+    assert "0.0247" in md
+    assert (
+        "Data quality" not in write_report(synthetic_results(), {}, tmp_path / "b")[1].read_text()
+    )
+
+
+@pytest.mark.integration
+def test_sweep_quality_measures_each_training_set_once(tmp_path):
+    from recscale.config import dump_yaml
+    from recscale.data.quality import data_quality
+    from recscale.scaling.api import sweep_quality
+    from recscale.train import load_run_config
+    from recscale.train.data import prepare_data
+
+    cfg = load_run_config(overrides=["data.name=ml-100k", "model.max_len=20"])
+    for run in ("a", "b"):
+        (tmp_path / "runs" / run).mkdir(parents=True)
+        dump_yaml(cfg, tmp_path / "runs" / run / "config.yaml")
+    rows = sweep_quality(tmp_path, pl.DataFrame({"run": ["a", "b"]}))
+    assert len(rows) == 1 and rows[0]["dataset"] == "ml-100k" and rows[0]["max_len"] == 20
+    _, split = prepare_data(cfg.data, cfg.seed)
+    assert rows[0]["tokens"] == int(np.minimum(split.train.lengths, 20).sum())
+    assert rows[0]["apen"] == pytest.approx(data_quality(split.train, 2, 0.2, 20)["apen"])
+    assert rows[0]["tokens_x_apen"] == pytest.approx(rows[0]["tokens"] * rows[0]["apen"])

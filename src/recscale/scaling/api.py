@@ -8,8 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
+from recscale.data.quality import data_quality
 from recscale.errors import RecscaleError
 from recscale.scaling.fitting import FitResult, fit_law
 from recscale.scaling.holdout import holdout_check
@@ -18,6 +20,8 @@ from recscale.scaling.report import write_report
 from recscale.scaling.sections import LawReport
 from recscale.scaling.summary import SweepSummary, read_summary
 from recscale.scaling.sweep import load_spec, read_results, run_sweep
+from recscale.train.config import load_run_config
+from recscale.train.data import prepare_data
 
 
 def fit_summary(fit: FitResult) -> dict[str, Any]:
@@ -158,7 +162,38 @@ def report_sweep(
         tasks=sweep_tasks(sweep_dir, table, task_names) if task_names else None,
         failed=json.loads(failures.read_text()) if failures.is_file() else {},
         skipped=notes,
+        quality=sweep_quality(sweep_dir, table) if _uses_data_term(spec.laws) else (),
     )
+
+
+def _uses_data_term(laws: Sequence[str]) -> bool:
+    return any(entry.startswith("performance_law") for entry in laws)
+
+
+def sweep_quality(sweep_dir: Path, table: pl.DataFrame) -> list[dict[str, Any]]:
+    """Data quality of each distinct training set (data config, max length) of the sweep's
+    finished runs, on every user's last max-length items."""
+    rows, seen = [], set()
+    for run in table["run"].to_list():
+        cfg = load_run_config(sweep_dir / "runs" / run / "config.yaml")
+        key = (cfg.data.model_dump_json(), cfg.seed, cfg.model.max_len)
+        if key in seen:
+            continue
+        seen.add(key)
+        _, split = prepare_data(cfg.data, cfg.seed)
+        q = data_quality(split.train, m=2, r=0.2, last_k=cfg.model.max_len)
+        tokens = int(np.minimum(split.train.lengths, cfg.model.max_len).sum())
+        rows.append(
+            {
+                "dataset": cfg.data.name or cfg.data.path,
+                "max_len": cfg.model.max_len,
+                "tokens": tokens,
+                **{k: q[k] for k in ("apen", "lz_entropy_rate", "shannon_entropy_bits")},
+                "compression_ratio": q["compression_ratio"],
+                "tokens_x_apen": tokens * q["apen"],
+            }
+        )
+    return rows
 
 
 def demo(spec: str | Path, out: str | Path) -> SweepSummary:

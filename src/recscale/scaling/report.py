@@ -18,6 +18,7 @@ import json
 import struct
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -70,13 +71,15 @@ def write_report(
     tasks: TaskPoints | None = None,
     failed: Mapping[str, str] | None = None,
     skipped: Mapping[str, str] | None = None,
+    quality: Sequence[Mapping[str, Any]] = (),
 ) -> tuple[Path, Path]:
     """Write ``report.html`` (self-contained), ``report.md`` + PNGs and ``fits.json``.
 
     ``fits`` maps a section name to a :class:`LawReport` (a bare ``FitResult`` or a
     ``Holdout`` is wrapped under its key); ``failed`` names the runs that failed and
-    ``skipped`` the fits left out, for the summary the page opens with. Returns
-    ``(html_path, md_path)``.
+    ``skipped`` the fits left out, for the summary the page opens with; ``quality`` holds
+    the data-quality rows of the training sets (:func:`recscale.scaling.sections.quality_table`).
+    Returns ``(html_path, md_path)``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +92,14 @@ def write_report(
     html_path = out / "report.html"
     overview = build_summary(results, reports, failed=failed, skipped=skipped, report=html_path)
     page = build_page(
-        results, reports, figures, title=title, commands=commands, tasks=tasks, overview=overview
+        results,
+        reports,
+        figures,
+        title=title,
+        commands=commands,
+        tasks=tasks,
+        overview=overview,
+        quality=quality,
     )
     html_path.write_text(render_html(page), encoding="utf-8")
     md_path = out / "report.md"

@@ -170,6 +170,7 @@ def build_page(
     commands: Sequence[str] = (),
     tasks: TaskPoints | None = None,
     overview: SweepSummary | None = None,
+    quality: Sequence[Mapping[str, Any]] = (),
 ) -> Page:
     """Every section of the report, once."""
     runs, constant = runs_table(results)
@@ -183,6 +184,7 @@ def build_page(
         )
         for task, points in (tasks or {}).items()
     ]
+    sections.append(TableSection("Data quality", QUALITY_NOTE, quality_table(quality)))
     laws = [
         LawEntry(
             name=r.name,
@@ -309,3 +311,34 @@ def task_table(points: Sequence[tuple[str, float, dict[str, dict]]], metric: str
         for label in labels
     ]
     return Table(header, rows)
+
+
+QUALITY_NOTE = (
+    "Each training set of the sweep (one row per dataset and max length), measured on every "
+    "user's last max-length items: ApEn (m = 2, r = 0.2), the LZ entropy rate, the item "
+    "popularity entropy and the compression ratio; tokens × ApEn is the Performance Law's "
+    "data term before its transform."
+)
+QUALITY_COLUMNS = (
+    ("dataset", "data"),
+    ("max_len", "max len"),
+    ("tokens", "training tokens"),
+    ("apen", "ApEn"),
+    ("lz_entropy_rate", "LZ entropy rate"),
+    ("shannon_entropy_bits", "Shannon (bits)"),
+    ("compression_ratio", "compression"),
+    ("tokens_x_apen", "tokens × ApEn"),
+)
+
+
+def quality_table(rows: Sequence[Mapping[str, Any]]) -> Table:
+    """One row per training set: its data-quality measures (``QUALITY_COLUMNS``)."""
+    header = [title for _, title in QUALITY_COLUMNS]
+    body = [
+        [
+            str(row[key]) if key in ("dataset", "max_len") else num_text(row.get(key))
+            for key, _ in QUALITY_COLUMNS
+        ]
+        for row in rows
+    ]
+    return Table(header, body)
