@@ -297,9 +297,10 @@ def test_cold_items_scores_never_trained_targets_apart(toy):
     same_metrics(result["cold"], summarise(ranks[cold], KS))
 
 
-def test_cold_items_refuses_a_split_without_cold_targets(toy):
+def test_cold_items_without_cold_targets_reports_the_warm_group_alone(toy):
     from tests.data.conftest import make_dataset
 
     ctx = context(LastItemModel(25, 6), toy, train=make_dataset([list(range(1, 26)) * 2]))
-    with pytest.raises(RecscaleError, match=r"data\.split: cold_items"):
-        TASKS.get("cold-items").run(ctx, {})
+    result = TASKS.get("cold-items").run(ctx, {})
+    assert "cold" not in result and result["never_trained_items"] == 0
+    same_metrics(result["warm"], plain(ctx, toy))
