@@ -63,7 +63,7 @@ def _encoder(model: str):
     if model in PACKAGED_MODELS:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the weights are on disk: never ask a hub
     try:
-        return SentenceTransformer(location, device="cpu")
+        return SentenceTransformer(location)  # picks CUDA when there is one
     except (OSError, ValueError) as exc:
         raise RecscaleError(
             f"data.text_model {model!r}: cannot load ({exc}); packaged models: "
