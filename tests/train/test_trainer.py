@@ -205,3 +205,30 @@ def test_length_bucketed_batches_train_on_the_same_targets(tmp_path: Path):
     assert bucketed["facts"]["tokens"] == plain["facts"]["tokens"]
     assert bucketed["facts"]["steps"] == plain["facts"]["steps"]
     assert bucketed["test"]["hr@10"] > 0.3  # it learns the cycles (chance is 10/30)
+
+
+def test_item_text_from_a_users_item_table_trains_and_reloads(tmp_path, data_file):
+    """data.item_features [text] with a CSV item table: the embeddings fill the model's text
+    buffer for the items that have text, and a reloaded run scores exactly the same."""
+    from recscale.train.runs import evaluate_run, load_run
+
+    items = tmp_path / "items.csv"
+    rows = [f"{i},Item number {i},{'red' if i % 2 else 'blue'} colour" for i in range(1, 26)]
+    items.write_text("item_id,title,tags\n" + "\n".join(rows) + "\n")  # items 26-30: no text
+    cfg = tiny_config(
+        data_file,
+        "data.item_features=[text]",
+        f"data.text_path={items}",
+        "data.text_id=item_id",
+        "data.text_columns=[title,tags]",
+    )
+    result = train(cfg, tmp_path / "run")
+    saved = load_run_config(tmp_path / "run" / "config.yaml").model
+    assert saved.text_dim == 384
+    run = load_run(tmp_path / "run")
+    text = run.model.item_text
+    raw = run.dataset.item_ids
+    has_text = np.array([bool(r) and int(r) <= 25 for r in raw])
+    assert (text[has_text].norm(dim=1) > 0.99).all() and (text[~has_text] == 0).all()
+    again = evaluate_run(tmp_path / "run")["metrics"]
+    assert again["hr@10"] == pytest.approx(result.final["test"]["hr@10"], abs=1e-12)
