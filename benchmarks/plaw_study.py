@@ -11,7 +11,8 @@ selected checkpoint is re-evaluated (``recscale evaluate RUN --protocol sampled-
 the table is written beside the sweep's as ``results-sampled-2499.parquet``.
 
 Ledger rows: ``plaw-r2-<protocol>-<metric>``, ``plaw-holdout-<kind>-<protocol>-<metric>``,
-``plaw-best-<protocol>-<metric>`` under ``benchmarks/results/``.
+``plaw-best-<protocol>-<metric>`` under ``benchmarks/results/`` (with ``--tag T``, ``T-``
+before the protocol: another grid's rows beside the first's).
 
     PYTHONPATH=src python benchmarks/plaw_study.py runs/plaw-ml1m   # RECSCALE_DATA_MIRROR set
 """
@@ -53,7 +54,8 @@ def sampled_table(sweep: Path, table: pl.DataFrame, protocol: str) -> Path:
 
 def write_row(row: dict, args) -> None:
     row.update(
-        command=f"python benchmarks/plaw_study.py {args.sweep}",
+        command=f"python benchmarks/plaw_study.py {args.sweep}"
+        + (f" --tag {args.tag}" if args.tag else ""),
         machine="2-core CPU (AMD EPYC, AVX2)",
         date=datetime.date.today().isoformat(),
     )
@@ -66,7 +68,11 @@ def main() -> None:
     parser.add_argument("sweep", type=Path)
     parser.add_argument("--protocols", nargs="+", default=["full", "sampled-2499"])
     parser.add_argument("--n-boot", type=int, default=200)
+    parser.add_argument(
+        "--tag", default="", help="names this grid's rows plaw-<kind>-<tag>-... (e.g. len25)"
+    )
     args = parser.parse_args()
+    tag = f"{args.tag}-" if args.tag else ""
     table = read_results(args.sweep)
     deepest = table.filter(pl.col("layers") == table["layers"].max())["run"].to_list()
     quarter = sorted(
@@ -84,7 +90,7 @@ def main() -> None:
                     pl_fit = fit
             write_row(
                 {
-                    "name": f"plaw-r2-{protocol}-{metric}",
+                    "name": f"plaw-r2-{tag}{protocol}-{metric}",
                     "dataset": "ml-1m-sasrec",
                     "protocol": protocol,
                     "metrics": {f"r2_{k}": v for k, v in r2.items()},
@@ -103,7 +109,7 @@ def main() -> None:
                 rows = check["holdout"]
                 write_row(
                     {
-                        "name": f"plaw-holdout-{kind}-{protocol}-{metric}",
+                        "name": f"plaw-holdout-{kind}-{tag}{protocol}-{metric}",
                         "dataset": "ml-1m-sasrec",
                         "protocol": protocol,
                         "metrics": {
@@ -127,7 +133,7 @@ def main() -> None:
             runs = data["run"].to_list()
             write_row(
                 {
-                    "name": f"plaw-best-{protocol}-{metric}",
+                    "name": f"plaw-best-{tag}{protocol}-{metric}",
                     "dataset": "ml-1m-sasrec",
                     "protocol": protocol,
                     "metrics": {
