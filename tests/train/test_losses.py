@@ -284,3 +284,46 @@ def test_behaviour_loss_is_the_cross_entropy_of_the_next_level():
     torch.testing.assert_close(got, (log_z - 1.0) + log_z)
     with pytest.raises(ValueError, match="no ratings"):
         behaviour_loss(model, hidden, targets, None)
+
+
+@pytest.mark.parametrize("impl", ["fast", "reference"])
+def test_full_softmax_over_a_training_catalogue_leaves_unknown_items_untouched(impl):
+    """Items outside the catalogue are no class: the loss is the softmax over the known items
+    alone and their vectors get no gradient."""
+    model = TinyModel()
+    hidden, targets = batch(model)
+    hidden = hidden.detach()  # the inputs hold items 1, 4, 6: only the output side counts
+    known = torch.ones(10, dtype=torch.bool)
+    known[[0, 1, 4, 6]] = False  # 1, 4, 6 never occur as targets above
+    loss = build_loss(LossConfig(name="full_softmax", impl=impl), catalogue=known)
+    total, count = loss(model, hidden, targets, None)
+    mask = targets != 0
+    ids = torch.tensor([2, 3, 5, 7, 8, 9])
+    logits = hidden[mask] @ model.emb[ids].T / model.temperature
+    index = torch.searchsorted(ids, targets[mask])
+    assert count == 9
+    torch.testing.assert_close(total, F.cross_entropy(logits, index, reduction="sum"))
+    total.backward()
+    assert model.emb.grad[[1, 4, 6]].abs().sum() == 0
+    assert model.emb.grad[ids].abs().sum() > 0
+
+
+def test_training_catalogue_only_on_the_cold_items_split():
+    from types import SimpleNamespace
+
+    from recscale.train.losses import training_catalogue
+    from tests.data.conftest import make_dataset
+
+    train = make_dataset([[1, 2, 3], [5, 2], [6, 6]])  # items 1..6; 4 never seen
+    split = SimpleNamespace(train=train)
+
+    def cfg(split_name, loss):
+        return SimpleNamespace(data=SimpleNamespace(split=split_name), loss=LossConfig(name=loss))
+
+    assert training_catalogue(cfg("leave_one_out", "full_softmax"), split) == {}
+    known = training_catalogue(cfg("cold_items", "full_softmax"), split)["catalogue"]
+    assert known.tolist() == [False, True, True, True, False, True, True]
+    probs = training_catalogue(cfg("cold_items", "sampled_softmax"), split)["probs"]
+    assert probs[4] == 0 and probs[0] == 0 and float(probs.sum()) == pytest.approx(1.0)
+    with pytest.raises(RecscaleError, match="allowed: full_softmax, sampled_softmax"):
+        training_catalogue(cfg("cold_items", "bce"), split)

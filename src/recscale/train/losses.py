@@ -35,6 +35,7 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 
 from recscale.config import StrictModel
+from recscale.errors import RecscaleError
 from recscale.models.contract import Recommender
 from recscale.registry import Registry
 from recscale.train.chunked_ce import (
@@ -187,10 +188,22 @@ class FullSoftmax(Loss):
     is ``F.cross_entropy`` on the full logits.
     """
 
+    def __init__(self, cfg: LossConfig, catalogue: torch.Tensor | None = None) -> None:
+        """``catalogue``: bool ``[num_items + 1]``, the items that exist at training time
+        (None: all). The others are no class at all, so they get no gradient as negatives
+        (the ``cold_items`` split: items that arrive after training)."""
+        super().__init__(cfg)
+        self.catalogue = catalogue
+
     def positions(self, model, query, pos, targets, mask, generator):
-        items = model.item_vectors().float()[1:]  # [I, D]
         ce = chunked_cross_entropy if self.cfg.impl == "fast" else cross_entropy_reference
-        return ce(query, items, pos - 1, self.temperature(model))
+        if self.catalogue is None:
+            items = model.item_vectors().float()[1:]  # [I, D]
+            return ce(query, items, pos - 1, self.temperature(model))
+        known = self.catalogue.to(pos.device)
+        ids = torch.nonzero(known).squeeze(1)
+        index = torch.cumsum(known.long(), 0) - 1  # item id -> its row among the known
+        return ce(query, model.item_vectors(ids).float(), index[pos], self.temperature(model))
 
 
 @register_loss("sampled_softmax")
@@ -397,3 +410,22 @@ def behaviour_loss(
         return hidden.sum() * 0.0
     logits = model.behaviour_logits(hidden[mask], targets[mask]).float()
     return F.cross_entropy(logits, levels[mask] - 1, reduction="sum")
+
+
+def training_catalogue(cfg, split) -> dict[str, Any]:
+    """Loss arguments that keep items unseen in training out of it (``cold_items`` split):
+    never a full-softmax class, never a sampled negative, so they get no gradient at all.
+    Empty for every other split."""
+    if cfg.data.split != "cold_items":
+        return {}
+    known = torch.zeros(split.train.num_items + 1, dtype=torch.bool)
+    known[torch.from_numpy(split.train.items)] = True
+    known[0] = False
+    if cfg.loss.name == "full_softmax":
+        return {"catalogue": known}
+    if cfg.loss.name == "sampled_softmax":
+        return {"probs": known.double() / known.sum()}
+    raise RecscaleError(
+        f"data.split cold_items: loss.name {cfg.loss.name!r} would train the held-out items "
+        "as negatives; allowed: full_softmax, sampled_softmax"
+    )

@@ -48,7 +48,7 @@ from recscale.train.epoch_log import (
 from recscale.train.facts import dataset_record, scaling_facts
 from recscale.train.faults import CheckpointClock, all_agree, fault_message
 from recscale.train.generative import train_generative
-from recscale.train.losses import behaviour_loss, build_loss
+from recscale.train.losses import behaviour_loss, build_loss, training_catalogue
 from recscale.train.optim import OptimizerSwitch, build_optimizer, lr_factor
 from recscale.train.parallel import PARALLELISMS, save_best
 from recscale.train.preflight import check_split
@@ -147,7 +147,7 @@ class Recipe:
             dataset=dataset,
             split=split,
             model=model,
-            loss_fn=build_loss(cfg.loss),
+            loss_fn=build_loss(cfg.loss, **training_catalogue(cfg, split)),
             optimizer=optimizer,
             switch=switch,
             protocol=parse_protocol(cfg.eval.protocol),
