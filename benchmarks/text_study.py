@@ -1,7 +1,8 @@
 """Issue 19's ledger rows from finished sweeps: item text against id-only items, cold-start
 items, and semantic-ID retrieval against id retrieval across sizes.
 
-- ``--text`` (``configs/sweeps/text-ml1m.yaml``): one row per run, ``ml-1m-text-<run>``;
+- ``--text`` (``configs/sweeps/text-ml1m.yaml``, ``cold-items-ml1m.yaml``): one row per run,
+  ``ml-1m-text-<run>``;
   for the runs on the ``cold_items`` split also ``ml-1m-cold-items-<run>`` with the
   ``cold-items`` task's cold and warm metrics (``recscale evaluate RUN --task cold-items``).
 - ``--semantic`` (``configs/sweeps/semantic-ids-ml1m.yaml``): ``ml-1m-semantic-ids-<run>``
@@ -10,7 +11,7 @@ items, and semantic-ID retrieval against id retrieval across sizes.
   ``ml-1m-semantic-ids-law-<metric>``: the log-compute law fitted over the sizes (R²,
   parameters).
 
-    PYTHONPATH=src python benchmarks/text_study.py --text runs/text-ml1m \\
+    PYTHONPATH=src python benchmarks/text_study.py --text runs/text-ml1m runs/cold-items-ml1m \\
         --semantic runs/semantic-ids-ml1m --id-sweep runs/plaw-ml1m-llama runs/id-llama-ml1m
 """
 
@@ -35,10 +36,17 @@ def finished(sweep: Path) -> list[Path]:
     return sorted(p.parent for p in (sweep / "runs").glob("*/final.json"))
 
 
+def sweep_command(sweep: Path, default: str) -> str:
+    """The command that ran the sweep, as the sweep recorded it."""
+    path = sweep / "command.txt"
+    return path.read_text().strip() if path.is_file() else default
+
+
 def text_rows(sweep: Path) -> None:
+    command = sweep_command(sweep, TEXT_COMMAND)
     for run in finished(sweep):
         split = json.loads((run / "dataset.json").read_text()).get("split")
-        write_row(row_from_runs([run], f"ml-1m-text-{run.name}", TEXT_COMMAND, note=split))
+        write_row(row_from_runs([run], f"ml-1m-text-{run.name}", command, note=split))
         if not run.name.startswith("cold-"):
             continue
         result = run_task(run, "cold-items")["result"]
@@ -53,15 +61,15 @@ def text_rows(sweep: Path) -> None:
             "cold_users": result["cold"]["users"],
             "cold_items": result["cold"]["items"],
             "warm_users": result["warm"]["users"],
-            "command": f"{TEXT_COMMAND}; recscale evaluate runs/text-ml1m/runs/{run.name} "
-            "--task cold-items",
+            "command": f"{command}; recscale evaluate {run} --task cold-items",
         }
         write_row(row)
 
 
 def semantic_rows(sweep: Path, id_sweeps: list[Path]) -> None:
     for run in finished(sweep):
-        row = row_from_runs([run], f"ml-1m-semantic-ids-{run.name}", SEMANTIC_COMMAND)
+        command = sweep_command(sweep, SEMANTIC_COMMAND)
+        row = row_from_runs([run], f"ml-1m-semantic-ids-{run.name}", command)
         usage = json.loads((run / "semantic_ids.json").read_text())
         row["codes"] = {k: usage[k] for k in ("level_sizes", "collision_share", "perplexity")}
         for id_sweep in id_sweeps:
@@ -95,12 +103,12 @@ def semantic_rows(sweep: Path, id_sweeps: list[Path]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--text", type=Path)
+    parser.add_argument("--text", type=Path, nargs="*", default=[])
     parser.add_argument("--semantic", type=Path)
     parser.add_argument("--id-sweep", type=Path, nargs="*", default=[])
     args = parser.parse_args()
-    if args.text:
-        text_rows(args.text)
+    for sweep in args.text:
+        text_rows(sweep)
     if args.semantic:
         semantic_rows(args.semantic, args.id_sweep)
 
