@@ -259,7 +259,7 @@ def top_items(
             with _no_autocast(device):
                 masked = torch.zeros(len(rows), 1, dtype=torch.long, device=device)
                 if exclude_history:
-                    masked = torch.cat([masked, _padded_histories(histories, rows, device)], 1)
+                    masked = torch.cat([masked, padded_histories(histories, rows, device)], 1)
                 best_v = torch.full((len(rows), k), -torch.inf, device=device)
                 best_i = torch.zeros((len(rows), k), dtype=torch.long, device=device)
                 row_index = torch.arange(len(rows), device=device).unsqueeze(1)
@@ -294,7 +294,7 @@ def _queries(model: Recommender, batch: Any, device: torch.device) -> torch.Tens
         return model.query_vectors(h).float()
 
 
-def _padded_histories(histories: Any, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+def padded_histories(histories: Any, rows: np.ndarray, device: torch.device) -> torch.Tensor:
     """``[B, longest]`` the rows' whole histories, right-padded with 0."""
     seqs = [histories.sequence(int(r)) for r in rows]
     padded = np.zeros((len(seqs), max((len(s) for s in seqs), default=0)), dtype=np.int64)
@@ -379,7 +379,7 @@ def _excluded(
     if not protocol.exclude_history:
         return excluded
     window_only = protocol.window_only
-    hist = window if window_only else _padded_histories(histories, rows, targets.device)
+    hist = window if window_only else padded_histories(histories, rows, targets.device)
     # The target stays a candidate even when consumed before: it is what is being ranked.
     # (It is in ``excluded`` already, which only keeps it from beating itself.)
     hist = torch.where(hist == targets.unsqueeze(1), torch.zeros_like(hist), hist)

@@ -52,7 +52,7 @@ class SemanticIdRetriever(nn.Module):
                 f"allowed: {', '.join(GENERATIVE_BACKBONES)}"
             )
         # Item text reaches this model through its codes; side inputs have no token to ride on.
-        if cfg.num_item_features or cfg.behaviour_levels or getattr(cfg, "text_dim", 0):
+        if cfg.num_item_features or cfg.behaviour_levels or cfg.text_dim:
             raise ValueError(
                 "SemanticIdRetriever reads no item features, item text or behaviours "
                 "(set num_item_features, text_dim and behaviour_levels to 0 / empty)"

@@ -293,12 +293,7 @@ class RunConfig(StrictModel):
             )
         if self.data.behaviour != "none" or self.data.item_features:
             raise ValueError("task ranking reads item ids only (data.behaviour, item_features)")
-        unused = [key for key, used in self._retrieval_only().items() if used]
-        if unused:
-            raise ValueError(
-                f"task ranking does not use {', '.join(unused)}; leave them unset (its loss is "
-                "binary cross-entropy, it trains in fp32 in one process)"
-            )
+        self._refuse_retrieval_only("binary cross-entropy")
         return self
 
     @model_validator(mode="after")
@@ -328,13 +323,16 @@ class RunConfig(StrictModel):
                 f"generative.select_metric {g.select_metric!r}: allowed {', '.join(names)} "
                 f"(eval.ks up to generative.beam {g.beam})"
             )
+        self._refuse_retrieval_only("next-code cross-entropy")
+        return self
+
+    def _refuse_retrieval_only(self, loss: str) -> None:
         unused = [key for key, used in self._retrieval_only().items() if used]
         if unused:
             raise ValueError(
-                f"task generative does not use {', '.join(unused)}; leave them unset (its loss "
-                "is next-code cross-entropy, it trains in fp32 in one process)"
+                f"task {self.task} does not use {', '.join(unused)}; leave them unset (its "
+                f"loss is {loss}, it trains in fp32 in one process)"
             )
-        return self
 
     def _retrieval_only(self) -> dict[str, bool]:
         """Keys the ranking trainer does not read -> whether this config sets them."""

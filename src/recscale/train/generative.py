@@ -14,7 +14,6 @@ directory is a retrieval run's, so sweeps, laws and the report read it the same 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +25,20 @@ from recscale.data.batching import eval_batches, train_batches
 from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import EvalSet, Split
 from recscale.errors import RecscaleError
+from recscale.eval.evaluator import padded_histories, targets_in_history
 from recscale.eval.metrics import rank_metrics
-from recscale.eval.protocols import Protocol, parse_protocol
+from recscale.eval.protocols import parse_protocol
 from recscale.models import ENCODERS, count_parameters
 from recscale.models.generative import SemanticIdRetriever, beam_search
 from recscale.models.semantic_ids import SemanticIds, semantic_ids
 from recscale.train import loop
-from recscale.train.config import RunConfig, check_run_inputs
+from recscale.train.config import RunConfig
 from recscale.train.data import item_text_embeddings, prepare_data
 from recscale.train.distributed import Dist, pick_device
 from recscale.train.facts import hardware, peak_memory_mib
 from recscale.train.optim import build_optimizer
-from recscale.train.record import RunRecord, ScalingFacts, write_run_record
-from recscale.train.result import RunResult, seed_everything
+from recscale.train.record import ScalingFacts
+from recscale.train.result import RunResult
 
 CODES_FILE, USAGE_FILE = "semantic_ids.safetensors", "semantic_ids.json"
 
@@ -58,18 +58,10 @@ def run_semantic_ids(cfg: RunConfig, dataset: SequenceDataset, run_dir: Path) ->
     return sids
 
 
-def _exclusions(eval_set: EvalSet, rows: np.ndarray, protocol: Protocol, window: int):
-    """[B, K] items each row's ranked list must not hold (0 = padding), or None."""
-    if not protocol.exclude_history:
-        return None
-    hist = eval_set.histories
-    lengths = hist.lengths[rows]
-    if protocol.window_only:
-        lengths = np.minimum(lengths, window)
-    out = np.zeros((len(rows), max(int(lengths.max()), 1)), dtype=np.int64)
-    for k, (row, n) in enumerate(zip(rows, lengths, strict=True)):
-        out[k, :n] = hist.items[hist.offsets[row + 1] - n : hist.offsets[row + 1]]
-    return torch.from_numpy(out)
+def _subset(eval_set: EvalSet, rows: np.ndarray) -> EvalSet:
+    return EvalSet(
+        eval_set.histories.select_users(rows), eval_set.targets[rows], eval_set.users[rows]
+    )
 
 
 @torch.no_grad()
@@ -83,28 +75,25 @@ def evaluate_generative(
     """Metrics of the beam's ranked lists on ``eval_set`` (the rows ``users`` when given)."""
     protocol = parse_protocol(cfg.eval.protocol, cfg.seed)
     if users is not None:
-        eval_set = EvalSet(
-            eval_set.histories.select_users(users), eval_set.targets[users], eval_set.users[users]
-        )
+        eval_set = _subset(eval_set, users)
     if protocol.drop_seen_targets:
-        hist = eval_set.histories
-        seen = np.array([t in hist.sequence(k) for k, t in enumerate(eval_set.targets)], dtype=bool)
-        keep = np.flatnonzero(~seen)
-        eval_set = EvalSet(hist.select_users(keep), eval_set.targets[keep], eval_set.users[keep])
+        eval_set = _subset(eval_set, np.flatnonzero(~targets_in_history(eval_set)))
     model.eval()
     ks = cfg.generative.ks(cfg.eval.ks)
     topk, ranks = max(ks), []
     # Every row decodes `beam` continuations over its cached history: bound rows x beams.
     rows = max(1, min(cfg.eval.batch_size, 2048 // cfg.generative.beam))
     for batch in eval_batches(eval_set, cfg.model.max_len, rows):
-        exclude = _exclusions(eval_set, batch.rows.numpy(), protocol, cfg.model.max_len)
-        found, _ = beam_search(
-            model,
-            batch.items.to(device),
-            cfg.generative.beam,
-            topk,
-            None if exclude is None else exclude.to(device),
-        )
+        items = batch.items.to(device)
+        exclude = None
+        if protocol.exclude_history:
+            rows = batch.rows.numpy()
+            exclude = (
+                items
+                if protocol.window_only
+                else padded_histories(eval_set.histories, rows, device)
+            )
+        found, _ = beam_search(model, items, cfg.generative.beam, topk, exclude)
         hit = found.cpu() == batch.targets[:, None]
         # 1-based position in the list; a target the beams missed ranks last (so its MRR
         # term is ~0: the run's MRR is a lower bound of a full ranking's).
@@ -162,11 +151,7 @@ def _setup(cfg: RunConfig, run_dir: Path):
 def train_generative(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False) -> RunResult:
     """Train and evaluate one semantic-ID retriever as ``cfg`` says, writing ``run_dir``."""
     run_dir = Path(run_dir)
-    check_run_inputs(cfg)
-    device = pick_device(cfg.train.device)
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-    seed_everything(cfg.seed)
+    device = loop.setup(cfg)
     if not resume and (run_dir / CODES_FILE).is_file():
         (run_dir / CODES_FILE).unlink()  # a fresh run quantises afresh
     dataset, split, model = _setup(cfg, run_dir)
@@ -190,7 +175,6 @@ def train_generative(cfg: RunConfig, run_dir: str | Path, *, resume: bool = Fals
             # every code token but each row's first is a target
             yield model.loss(windows), int((windows != 0).sum()) * model.levels - len(windows)
 
-    users = int((split.train.lengths >= 2).sum())
     loop.run_epochs(
         cfg,
         run_dir,
@@ -199,27 +183,16 @@ def train_generative(cfg: RunConfig, run_dir: str | Path, *, resume: bool = Fals
         state,
         train_epoch,
         lambda: evaluate_generative(model, split.valid, cfg, device, valid_rows),
-        total_steps=cfg.train.epochs * math.ceil(users / cfg.train.batch_size),
+        total_steps=loop.total_steps(cfg, split),
         select_metric=g.select_metric,
         count_name="code_tokens",
     )
     valid_best = loop.load_best(model, run_dir)
     test = evaluate_generative(model, split.test, cfg, device)
-    record = RunRecord(
-        run=cfg.name or run_dir.name,
-        protocol=cfg.eval.protocol,
-        split=cfg.data.split,
-        selection="best-valid-then-test",
-        select_metric=g.select_metric,
-        best_epoch=state.best_epoch,
-        seed=cfg.seed,
-        test=test,
-        valid=valid_best,
-        stop_reason=state.stop_reason or "epochs done",
-        facts=generative_facts(model, cfg, split, state, device),
+    facts = generative_facts(model, cfg, split, state, device)
+    return loop.finish(
+        cfg, run_dir, state, cfg.eval.protocol, g.select_metric, test, valid_best, facts
     )
-    write_run_record(record, run_dir / "final.json")
-    return RunResult(run_dir, record.to_dict())
 
 
 def evaluate_generative_run(
@@ -230,9 +203,8 @@ def evaluate_generative_run(
     from recscale.train.config import load_run_config
 
     run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir / "config.yaml")
-    if protocol is not None:
-        cfg = load_run_config(run_dir / "config.yaml", [f"eval.protocol={protocol}"])
+    overrides = [] if protocol is None else [f"eval.protocol={protocol}"]
+    cfg = load_run_config(run_dir / "config.yaml", overrides)
     if split not in ("valid", "test"):
         raise RecscaleError(f"split {split!r}: allowed: valid, test")
     target = run_dir / "checkpoints" / checkpoint

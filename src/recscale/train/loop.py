@@ -24,12 +24,58 @@ from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import Split
 from recscale.errors import RecscaleError
 from recscale.train import checkpoint as ckpt
-from recscale.train.config import RunConfig
+from recscale.train.config import RunConfig, check_run_inputs
+from recscale.train.distributed import pick_device
 from recscale.train.epoch_log import append_record, trim_metrics
 from recscale.train.facts import dataset_record
 from recscale.train.optim import lr_factor, set_lr
-from recscale.train.record import RunRecord, find_run_record
+from recscale.train.record import RunRecord, ScalingFacts, find_run_record, write_run_record
+from recscale.train.result import RunResult, seed_everything
 from recscale.train.state import TrainState
+
+
+def setup(cfg: RunConfig) -> torch.device:
+    """Before any data is read: the config's inputs checked, the device, threads and seeds."""
+    check_run_inputs(cfg)
+    device = pick_device(cfg.train.device)
+    if cfg.train.num_threads:
+        torch.set_num_threads(cfg.train.num_threads)
+    seed_everything(cfg.seed)
+    return device
+
+
+def total_steps(cfg: RunConfig, split: Split) -> int:
+    """Optimizer steps of the whole run: one batch of users with a target per step."""
+    users = int((split.train.lengths >= 2).sum())
+    return cfg.train.epochs * math.ceil(users / cfg.train.batch_size)
+
+
+def finish(
+    cfg: RunConfig,
+    run_dir: Path,
+    state: TrainState,
+    protocol: str,
+    select_metric: str,
+    test: dict[str, float],
+    valid: dict[str, float] | None,
+    facts: ScalingFacts,
+) -> RunResult:
+    """Write ``final.json`` for the selected checkpoint's test metrics."""
+    record = RunRecord(
+        run=cfg.name or run_dir.name,
+        protocol=protocol,
+        split=cfg.data.split,
+        selection="best-valid-then-test",
+        select_metric=select_metric,
+        best_epoch=state.best_epoch,
+        seed=cfg.seed,
+        test=test,
+        valid=valid,
+        stop_reason=state.stop_reason or "epochs done",
+        facts=facts,
+    )
+    write_run_record(record, run_dir / "final.json")
+    return RunResult(run_dir, record.to_dict())
 
 
 def start(

@@ -32,13 +32,13 @@ from recscale.models.falcon import score_candidates
 from recscale.models.ranker import RankingInputs, TargetAwareRanker, build_ranker
 from recscale.train import checkpoint as ckpt
 from recscale.train import loop
-from recscale.train.config import RunConfig, check_run_inputs, load_run_config
+from recscale.train.config import RunConfig, load_run_config
 from recscale.train.data import prepare_data
 from recscale.train.distributed import Dist, pick_device
 from recscale.train.facts import hardware, peak_memory_mib
 from recscale.train.optim import build_optimizer
-from recscale.train.record import RunRecord, ScalingFacts, write_run_record
-from recscale.train.result import RunResult, seed_everything
+from recscale.train.record import ScalingFacts
+from recscale.train.result import RunResult
 
 SALTS = {"valid": 1, "test": 2}  # eval negatives differ between valid and test
 
@@ -147,12 +147,8 @@ def _loss(model: torch.nn.Module, batch: ranking_data.RankingBatch, device) -> t
 def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
     """Train and evaluate one ranker as ``cfg`` says, writing ``run_dir``."""
     run_dir = Path(run_dir)
-    check_run_inputs(cfg)
     r = cfg.ranking
-    device = pick_device(cfg.train.device)
-    if cfg.train.num_threads:
-        torch.set_num_threads(cfg.train.num_threads)
-    seed_everything(cfg.seed)
+    device = loop.setup(cfg)
     dataset, split = prepare_data(cfg.data, cfg.seed, keep_ratings=r.like_threshold is not None)
     if split.valid is None or split.test is None:
         raise RecscaleError(
@@ -173,7 +169,6 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
         )
         return (_loss(model, batch, device) for batch in batches)
 
-    users = int((split.train.lengths >= 2).sum())
     loop.run_epochs(
         cfg,
         run_dir,
@@ -182,7 +177,7 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
         state,
         train_epoch,
         lambda: evaluate_ranker(model, valid, cfg, device),
-        total_steps=cfg.train.epochs * math.ceil(users / cfg.train.batch_size),
+        total_steps=loop.total_steps(cfg, split),
         select_metric=r.select_metric,
         lower_is_better=r.select_metric == "logloss",
     )
@@ -198,21 +193,7 @@ def train_ranking(cfg: RunConfig, run_dir: str | Path, *, resume: bool = False):
         wall_time_s=state.wall_time_s,
         device=device,
     )
-    record_out = RunRecord(
-        run=cfg.name or run_dir.name,
-        protocol=r.protocol,
-        split=cfg.data.split,
-        selection="best-valid-then-test",
-        select_metric=r.select_metric,
-        best_epoch=state.best_epoch,
-        seed=cfg.seed,
-        test=test,
-        valid=valid_best,
-        stop_reason=state.stop_reason or "epochs done",
-        facts=facts,
-    )
-    write_run_record(record_out, run_dir / "final.json")
-    return RunResult(run_dir, record_out.to_dict())
+    return loop.finish(cfg, run_dir, state, r.protocol, r.select_metric, test, valid_best, facts)
 
 
 _PROTOCOL = re.compile(r"ranking-loo-neg(\d+)(-like[0-9.]+)?")
