@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import EvalSet
-from recscale.eval.evaluator import evaluate
+from recscale.eval.evaluator import evaluate, history_excluded
 from recscale.eval.metrics import MetricSums, ranks_from_scores
 from recscale.eval.protocols import parse_protocol, sampled_candidates
 from tests.fakes import LastItemModel
@@ -128,6 +128,20 @@ def test_window_exclusion_drops_only_the_input_window():
     assert window == pytest.approx(1 / 5)  # items 1, 2 (outside the window) and 4, 6 count
 
 
+def test_history_exclusion_keeps_a_consumed_target_a_candidate():
+    # The generative task removes these items from its beams: the list must never hold the
+    # target, whatever the protocol, or a repeat consumption could never be retrieved.
+    es = make_eval_set([[1, 2, 4], [3, 3]], targets=[4, 3], num_items=5)
+    rows, targets = np.array([0, 1]), torch.tensor([4, 3])
+    window = torch.tensor([[2, 4], [3, 3]])
+    full = history_excluded(es.histories, rows, window, targets, parse_protocol("full"))
+    assert [sorted(set(r.tolist()) - {0}) for r in full] == [[1, 2], []]
+    only = history_excluded(es.histories, rows, window, targets, parse_protocol("full-window"))
+    assert [sorted(set(r.tolist()) - {0}) for r in only] == [[2], []]
+    kept = parse_protocol("full-no-exclude")
+    assert history_excluded(es.histories, rows, window, targets, kept) is None
+
+
 def test_collapsed_or_diverged_model_scores_worst():
     model = LastItemModel(30, 4)
     es = random_eval_set(9, 30, seed=3)
@@ -215,7 +229,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     import numpy as np, torch
     sys.path.insert(0, {tests!r})
     from test_evaluator import LastItemModel, random_eval_set
-    from recscale.eval.evaluator import evaluate
+    from recscale.eval.evaluator import evaluate, history_excluded
 
     torch.set_num_threads(4)
     num_items = 1_000_000

@@ -372,18 +372,27 @@ def _excluded(
     targets: torch.Tensor,
     protocol: Protocol,
 ) -> torch.Tensor:
-    """``[B, L]`` item ids never counted against the target: item 0, the target itself and,
-    when the protocol says so, the user's history (or only the input ``window [B, N]``),
-    with the target kept as a candidate."""
+    """``[B, L]`` item ids never counted against the target: item 0, the target itself (which
+    only keeps it from beating itself) and the protocol's :func:`history_excluded`."""
     excluded = torch.stack([torch.zeros_like(targets), targets], dim=1)
+    history = history_excluded(histories, rows, window, targets, protocol)
+    return excluded if history is None else torch.cat([excluded, history], dim=1)
+
+
+def history_excluded(
+    histories: Any,
+    rows: np.ndarray,
+    window: torch.Tensor,
+    targets: torch.Tensor,
+    protocol: Protocol,
+) -> torch.Tensor | None:
+    """``[B, L]`` the items the protocol removes from the candidates (0 = none): the user's
+    history, or only the input ``window [B, N]``; None when it keeps the history. The target
+    stays a candidate even when consumed before: it is what is being ranked."""
     if not protocol.exclude_history:
-        return excluded
-    window_only = protocol.window_only
-    hist = window if window_only else padded_histories(histories, rows, targets.device)
-    # The target stays a candidate even when consumed before: it is what is being ranked.
-    # (It is in ``excluded`` already, which only keeps it from beating itself.)
-    hist = torch.where(hist == targets.unsqueeze(1), torch.zeros_like(hist), hist)
-    return torch.cat([excluded, hist], dim=1)
+        return None
+    hist = window if protocol.window_only else padded_histories(histories, rows, targets.device)
+    return torch.where(hist == targets.unsqueeze(1), torch.zeros_like(hist), hist)
 
 
 def _sampled_ranks(

@@ -222,9 +222,13 @@ def collect_results(out: Path, runs: list[SweepRun]) -> pl.DataFrame:
             "seed": cfg.seed,
         }
         row = results_row(record, coords, apen=_train_apen(cfg, quality_cache))
-        # What items are made of and how the split holds them: the text-feature and
-        # cold-item comparisons of the report group by these.
-        row.update(item_features="+".join(cfg.data.item_features) or "id", split=cfg.data.split)
+        # Which data, what items are made of and how the split holds them: the cross-data-set
+        # fits and the text-feature and cold-item comparisons of the report group by these.
+        row.update(
+            dataset=cfg.data.name or str(cfg.data.path),
+            item_features="+".join(cfg.data.item_features) or "id",
+            split=cfg.data.split,
+        )
         if cfg.task == "ranking":
             r = cfg.ranking
             row.update(ranker=r.ranker, scorer=r.scorer, negative_ratio=r.negative_ratio)

@@ -25,7 +25,7 @@ from recscale.data.batching import eval_batches, train_batches
 from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import EvalSet, Split
 from recscale.errors import RecscaleError
-from recscale.eval.evaluator import padded_histories, targets_in_history
+from recscale.eval.evaluator import history_excluded, targets_in_history
 from recscale.eval.metrics import rank_metrics
 from recscale.eval.protocols import parse_protocol
 from recscale.models import ENCODERS, count_parameters
@@ -82,17 +82,12 @@ def evaluate_generative(
     ks = cfg.generative.ks(cfg.eval.ks)
     topk, ranks = max(ks), []
     # Every row decodes `beam` continuations over its cached history: bound rows x beams.
-    rows = max(1, min(cfg.eval.batch_size, 2048 // cfg.generative.beam))
-    for batch in eval_batches(eval_set, cfg.model.max_len, rows):
+    batch_rows = max(1, min(cfg.eval.batch_size, 2048 // cfg.generative.beam))
+    for batch in eval_batches(eval_set, cfg.model.max_len, batch_rows):
         items = batch.items.to(device)
-        exclude = None
-        if protocol.exclude_history:
-            rows = batch.rows.numpy()
-            exclude = (
-                items
-                if protocol.window_only
-                else padded_histories(eval_set.histories, rows, device)
-            )
+        exclude = history_excluded(
+            eval_set.histories, batch.rows.numpy(), items, batch.targets.to(device), protocol
+        )
         found, _ = beam_search(model, items, cfg.generative.beam, topk, exclude)
         hit = found.cpu() == batch.targets[:, None]
         # 1-based position in the list; a target the beams missed ranks last (so its MRR
