@@ -378,10 +378,11 @@ def performance_law_data(transform: str = "inverse", name: str | None = None) ->
         ),
         formula=(
             "y = w1(-1/(2N^w3) - w3 ln N) + w2(-1/(2h^w4) - w4 ln h) "
-            "+ (-1/(2D^w5) - w5 ln D) + b,  D = kappa · tokens/1e6 · ApEn'"
+            "+ (-1/(2D^w5) - w5 ln D) + b,  D = kappa · train interactions/1e6 · ApEn'"
             f"  (ApEn' = {'1/ApEn' if transform == 'inverse' else transform})"
         ),
-        inputs=("layers", "dim", "tokens", "apen"),
+        # The data set's size, not the tokens a run happened to see (those grow with epochs).
+        inputs=("layers", "dim", "train_interactions", "apen"),
         params=("w1", "w2", "b", "w3", "w4", "w5", "kappa"),
         model=model,
         starts=starts,
