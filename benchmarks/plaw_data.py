@@ -23,7 +23,7 @@ import polars as pl
 
 from recscale.scaling.data_term import bootstrap_data_terms, correlation_interval, fit_data_terms
 from recscale.scaling.fitting import fit_law
-from recscale.scaling.laws import APEN_TRANSFORMS
+from recscale.scaling.laws import APEN_TRANSFORMS, performance_law_data
 from recscale.scaling.sweep import read_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -31,12 +31,13 @@ METRICS = ("hr@10", "ndcg@10")
 
 
 def study(table: pl.DataFrame, metric: str, n_boot: int) -> dict:
-    data = table.group_by("dataset").agg(
-        pl.col("train_interactions").first(), pl.col("apen").first()
+    data = (
+        table.group_by("dataset")
+        .agg(pl.col("train_interactions").first(), pl.col("apen").first())
+        .sort("dataset")
     )
     columns = [table[c].to_numpy() for c in ("layers", "dim", metric, "dataset")]
     fit = fit_data_terms(*columns)
-    data = data.sort("dataset")
     assert tuple(data["dataset"]) == fit.groups
     boot = bootstrap_data_terms(*columns, n_boot=n_boot)
     tokens, apen = data["train_interactions"].to_numpy().astype(float), data["apen"].to_numpy()
@@ -49,12 +50,7 @@ def study(table: pl.DataFrame, metric: str, n_boot: int) -> dict:
     }
     correlations = {k: correlation_interval(fit.constants, boot, x) for k, x in against.items()}
     law_data = {
-        t: fit_law(
-            f"performance_law_data{'' if t == 'inverse' else '_' + t}",
-            table,
-            metric=metric,
-            n_boot=0,
-        ).r2
+        t: fit_law(performance_law_data(t), table, metric=metric, n_boot=0).r2
         for t in APEN_TRANSFORMS
     }
     per_dataset = {}

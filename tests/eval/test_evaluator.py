@@ -229,7 +229,7 @@ MEMORY_SCRIPT = textwrap.dedent(
     import numpy as np, torch
     sys.path.insert(0, {tests!r})
     from test_evaluator import LastItemModel, random_eval_set
-    from recscale.eval.evaluator import evaluate, history_excluded
+    from recscale.eval.evaluator import evaluate
 
     torch.set_num_threads(4)
     num_items = 1_000_000

@@ -185,7 +185,7 @@ def sweep_quality(sweep_dir: Path, table: pl.DataFrame) -> list[dict[str, Any]]:
         tokens = int(np.minimum(split.train.lengths, cfg.model.max_len).sum())
         rows.append(
             {
-                "dataset": cfg.data.name or cfg.data.path,
+                "dataset": cfg.data.label,
                 "max_len": cfg.model.max_len,
                 "tokens": tokens,
                 **{k: q[k] for k in ("apen", "lz_entropy_rate", "shannon_entropy_bits")},

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-from recscale.scaling.laws import _PL_EXPONENTS, PF1, _factor
+from recscale.scaling.fitting import r_squared
+from recscale.scaling.laws import _PL_EXPONENTS, PF1, _factor, _lstsq
 
 
 @dataclass(frozen=True)
@@ -29,12 +30,6 @@ class DataTermFit:
     residuals: np.ndarray
 
 
-def _solve(w3: float, w4: float, n, h, onehot, y) -> tuple[np.ndarray, float]:
-    a = np.column_stack([_factor(w3, n, PF1), _factor(w4, h, PF1), onehot])
-    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
-    return coef, float(np.sum((a @ coef - y) ** 2))
-
-
 def fit_data_terms(
     layers: np.ndarray, dim: np.ndarray, y: np.ndarray, groups: np.ndarray
 ) -> DataTermFit:
@@ -42,22 +37,25 @@ def fit_data_terms(
     (variable projection): a grid of starts, then Nelder-Mead from the best."""
     n, h, y = (np.asarray(v, float) for v in (layers, dim, y))
     names, index = np.unique(np.asarray(groups).astype(str), return_inverse=True)
-    onehot = np.eye(len(names))[index]
+    onehot = list(np.eye(len(names))[index].T)
+
+    def columns(w: np.ndarray) -> list[np.ndarray]:
+        return [_factor(w[0], n, PF1), _factor(w[1], h, PF1), *onehot]
 
     def sse(w: np.ndarray) -> float:
-        return _solve(w[0], w[1], n, h, onehot, y)[1]
+        return _lstsq(columns(w), y)[1]
 
-    start = min(((a, b) for a in _PL_EXPONENTS for b in _PL_EXPONENTS), key=lambda w: sse(w))
+    start = min(((a, b) for a in _PL_EXPONENTS for b in _PL_EXPONENTS), key=sse)
     w3, w4 = minimize(sse, np.array(start), method="Nelder-Mead").x
-    coef, err = _solve(w3, w4, n, h, onehot, y)
-    total = float(np.sum((y - y.mean()) ** 2))
-    pred = np.column_stack([_factor(w3, n, PF1), _factor(w4, h, PF1), onehot]) @ coef
+    design = columns(np.array([w3, w4]))
+    coef, _ = _lstsq(design, y)
+    residuals = y - np.stack(design, axis=1) @ coef
     return DataTermFit(
         w={"w1": float(coef[0]), "w2": float(coef[1]), "w3": float(w3), "w4": float(w4)},
         groups=tuple(names.tolist()),
         constants=coef[2:],
-        r2=1.0 - err / total if total > 0 else float("nan"),
-        residuals=y - pred,
+        r2=r_squared(y, residuals),
+        residuals=residuals,
     )
 
 

@@ -273,6 +273,12 @@ def _fit_points(
     return best
 
 
+def r_squared(y: np.ndarray, residuals: np.ndarray) -> float:
+    """1 - SS_res / SS_tot (NaN for a constant ``y``)."""
+    ss_tot = float(np.sum((y - y.mean()) ** 2))
+    return 1.0 - float(np.sum(residuals**2)) / ss_tot if ss_tot > 0 else float("nan")
+
+
 def fit_law(
     law: str | Law,
     data: pl.DataFrame | np.ndarray,
@@ -329,8 +335,7 @@ def fit_law(
     theta = law.to_public(z)
     fitted = law(x, theta)
     resid = yv - fitted
-    ss_tot = float(np.sum((yv - yv.mean()) ** 2))
-    r2 = 1.0 - float(np.sum(resid**2)) / ss_tot if ss_tot > 0 else float("nan")
+    r2 = r_squared(yv, resid)
 
     boots, failed = [], 0
     inflate = np.sqrt(n / (n - p)) if n > p else 1.0

@@ -225,7 +225,7 @@ def collect_results(out: Path, runs: list[SweepRun]) -> pl.DataFrame:
         # Which data, what items are made of and how the split holds them: the cross-data-set
         # fits and the text-feature and cold-item comparisons of the report group by these.
         row.update(
-            dataset=cfg.data.name or str(cfg.data.path),
+            dataset=cfg.data.label,
             item_features="+".join(cfg.data.item_features) or "id",
             split=cfg.data.split,
         )

@@ -97,6 +97,11 @@ class DataConfig(StrictModel):
             raise ValueError(f"unknown data format; allowed: {', '.join(format_names())}")
         return value
 
+    @property
+    def label(self) -> str:
+        """The registered dataset's name, or the user's file."""
+        return self.name or str(self.path)
+
     @field_validator("split")
     @classmethod
     def _registered_split(cls, value: str) -> str:
