@@ -164,8 +164,8 @@ def test_time_buckets_match_formula(dt: int) -> None:
 
 def test_query_time_is_the_next_item_time() -> None:
     ts = torch.tensor([[10, 20, 30, 0], [5, 6, 7, 8]])
-    lengths = torch.tensor([3, 4])
-    assert query_timestamps(ts, lengths).tolist() == [[20, 30, 30, 0], [6, 7, 8, 8]]
+    has_next = torch.arange(4)[None, :] + 1 < torch.tensor([[3], [4]])
+    assert query_timestamps(ts, has_next).tolist() == [[20, 30, 30, 0], [6, 7, 8, 8]]
 
 
 def test_relative_position_index_matches_official_layout() -> None:

@@ -31,6 +31,10 @@ class Batch:
         lengths: ``long [B]`` number of real positions per row.
         ratings: ``float [B, N]`` behaviour value (rating) of each input item, or None.
         target_ratings: ``float [B, N]`` behaviour value of each target, or None.
+        segments: ``long [B, N]`` in a packed batch (several users per row), which user of
+            its row each position belongs to (1, 2, ...; 0 = padding); None: one user a row.
+        positions: ``long [B, N]`` in a packed batch, each position's index within its own
+            user's window; None otherwise.
     """
 
     items: torch.Tensor
@@ -39,6 +43,8 @@ class Batch:
     lengths: torch.Tensor
     ratings: torch.Tensor | None = None
     target_ratings: torch.Tensor | None = None
+    segments: torch.Tensor | None = None
+    positions: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -62,16 +68,56 @@ class EvalBatch:
     ratings: torch.Tensor | None = None
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where each sequence of a batch goes: row ``row[i]``, columns from ``column[i]`` on, in
+    an array of ``shape`` (one sequence a row, or several packed into one)."""
+
+    row: np.ndarray
+    column: np.ndarray
+    shape: tuple[int, int]
+
+    @staticmethod
+    def one_per_row(lengths: np.ndarray) -> Placement:
+        b = len(lengths)
+        width = max(int(lengths.max()) if b else 0, 1)
+        return Placement(np.arange(b), np.zeros(b, dtype=np.int64), (b, width))
+
+
+def pack_rows(lengths: np.ndarray, capacity: int) -> Placement:
+    """Sequences of ``lengths`` (each <= ``capacity``) packed into as few rows of
+    ``capacity`` positions as first-fit decreasing finds (at most 11/9 of the optimum + 1);
+    rows are as wide as the fullest one."""
+    if len(lengths) and int(lengths.max()) > capacity:
+        raise ValueError(f"a sequence of {int(lengths.max())} does not fit rows of {capacity}")
+    row = np.zeros(len(lengths), dtype=np.int64)
+    column = np.zeros(len(lengths), dtype=np.int64)
+    used = np.zeros(max(len(lengths), 1), dtype=np.int64)  # fill of each row opened so far
+    rows = 0
+    for i in np.argsort(-lengths, kind="stable"):
+        fits = np.flatnonzero(used[:rows] + lengths[i] <= capacity)
+        r = int(fits[0]) if len(fits) else rows
+        rows = max(rows, r + 1)
+        row[i], column[i] = r, used[r]
+        used[r] += lengths[i]
+    return Placement(row, column, (rows, max(int(used.max()), 1)))
+
+
 def _gather(
-    ds: SequenceDataset, starts: np.ndarray, lengths: np.ndarray, shift: int = 0
+    ds: SequenceDataset,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    shift: int = 0,
+    place: Placement | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """``[B, max(lengths)]`` right-padded ``items[starts + shift + j]`` (and timestamps and
-    ratings where the dataset has them)."""
-    b = len(starts)
-    width = max(int(lengths.max()) if b else 0, 1)
+    """Right-padded ``items[starts + shift + j]`` laid out as ``place`` says (default one
+    sequence a row, ``[B, max(lengths)]``), and timestamps and ratings where the dataset has
+    them."""
+    place = place or Placement.one_per_row(lengths)
     index = ranges(starts + shift, lengths)
-    rows = np.repeat(np.arange(b), lengths)
-    cols = index - np.repeat(starts + shift, lengths)
+    rows = np.repeat(place.row, lengths)
+    cols = index - np.repeat(starts + shift - place.column, lengths)
+    b, width = place.shape
     items = np.zeros((b, width), dtype=np.int64)
     items[rows, cols] = ds.items[index]
     times = None
@@ -102,6 +148,7 @@ def train_batches(
     rank: int = 0,
     world_size: int = 1,
     bucket_batches: int | None = None,
+    pack: bool = False,
 ) -> Iterator[Batch]:
     """Shuffled training batches over users with at least 2 interactions.
 
@@ -121,6 +168,11 @@ def train_batches(
     are shuffled, so a batch holds users of similar length and pads little (batches are
     padded to their longest row). Every user still comes once per epoch, in an order fixed
     by ``(seed, epoch)``; gradient accumulation is then no longer exactly a larger batch.
+
+    With ``pack``, the same users per batch are packed into rows of ``max_len`` positions
+    (:func:`pack_rows`), with ``segments`` and ``positions`` saying who is where: a model
+    that keeps each user to its own segment computes exactly what it computes on the
+    padded batch, on a fraction of the positions when most users are short.
     """
     if max_len < 1 or batch_size < 1:
         raise ValueError("max_len and batch_size must be positive")
@@ -140,16 +192,39 @@ def train_batches(
         window = np.minimum(lengths[users], max_len + 1)
         starts = ds.offsets[users + 1] - window
         n = window - 1
-        items, times, ratings = _gather(ds, starts, n)
-        targets, _, target_ratings = _gather(ds, starts, n, shift=1)
+        place = pack_rows(n, max_len) if pack else None
+        items, times, ratings = _gather(ds, starts, n, place=place)
+        targets, _, target_ratings = _gather(ds, starts, n, shift=1, place=place)
+        segments = positions = None
+        if place is not None:
+            segments, positions = _segments(place, n)
         yield Batch(
             _tensor(items),
             _tensor(targets),
             _tensor(times),
-            _tensor(n),
+            _tensor(np.bincount(place.row, n, place.shape[0]).astype(np.int64) if pack else n),
             _tensor(ratings),
             _tensor(target_ratings),
+            _tensor(segments),
+            _tensor(positions),
         )
+
+
+def _segments(place: Placement, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Segment ids (1-based within each row, in column order; 0 = padding) and positions
+    within each segment, as ``[B, N]`` arrays."""
+    rank = np.zeros(len(lengths), dtype=np.int64)  # order of each sequence within its row
+    by_place = np.lexsort((place.column, place.row))
+    first = np.searchsorted(place.row[by_place], place.row[by_place])
+    rank[by_place] = np.arange(len(lengths)) - first + 1
+    rows = np.repeat(place.row, lengths)
+    within = ranges(np.zeros(len(lengths), dtype=np.int64), lengths)
+    cols = np.repeat(place.column, lengths) + within
+    segments = np.zeros(place.shape, dtype=np.int64)
+    positions = np.zeros(place.shape, dtype=np.int64)
+    segments[rows, cols] = np.repeat(rank, lengths)
+    positions[rows, cols] = within
+    return segments, positions
 
 
 def length_bucketed(

@@ -62,8 +62,12 @@ class Attend:
     position tables, RoPE and relative biases), ``key_positions`` those of every key. With
     ``store`` each layer appends its new ``(k, v)`` there, as a later call's ``past``.
 
+    ``segments`` marks a packed batch (:func:`packed_attend`): the mask is then causal
+    within each segment, so a backbone may take its causal fast path and add the segment
+    boundaries to it.
+
     Shapes: mask [B, Tq, Tk] bool (True = may attend); positions [B, Tq]; key_positions
-    [B, Tk] int64; Tk = past length + Tq.
+    [B, Tk] int64; Tk = past length + Tq; segments [B, Tq] int64.
     """
 
     mask: torch.Tensor
@@ -71,6 +75,7 @@ class Attend:
     key_positions: torch.Tensor
     past: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     store: list[tuple[torch.Tensor, torch.Tensor]] | None = field(default=None, repr=False)
+    segments: torch.Tensor | None = None
 
     def keys_values(
         self, layer: int, k: torch.Tensor, v: torch.Tensor
@@ -87,6 +92,18 @@ class Attend:
     def offsets(self) -> torch.Tensor:
         """[B, Tq, Tk] key position − query position, shared by every layer's relative bias."""
         return self.key_positions[:, None, :] - self.positions[:, :, None]
+
+
+def packed_attend(segments: torch.Tensor, positions: torch.Tensor) -> Attend:
+    """Causal attention within each segment of packed rows (``data.batching.Batch``).
+
+    segments, positions: [B, N] int64 (segment 0 = padding, which attends to the padding
+    before it, so that no query row is empty and nothing real sees it).
+    """
+    n = segments.shape[1]
+    causal = torch.ones(n, n, dtype=torch.bool, device=segments.device).tril()
+    mask = (segments[:, :, None] == segments[:, None, :]) & causal
+    return Attend(mask, positions, positions, segments=segments)
 
 
 def rope_at(

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recscale.models.attention import Attend
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 
@@ -124,6 +125,7 @@ class SequenceRecommender(nn.Module):
         timestamps: torch.Tensor | None = None,
         lengths: torch.Tensor | None = None,
         behaviours: torch.Tensor | None = None,
+        attend: Attend | None = None,
     ) -> torch.Tensor:
         """Causal hidden states.
 
@@ -133,6 +135,8 @@ class SequenceRecommender(nn.Module):
             lengths: [B] number of real items per row; derived from ``items != 0`` when None.
             behaviours: [B, N] behaviour value of each interaction (e.g. its rating); read
                 only by a model built with ``behaviour_levels``, which then requires it.
+            attend: who attends to whom when not plain causal (e.g. ``packed_attend`` for
+                rows that hold several users); needs a backbone with ``supports_attend``.
 
         Returns:
             [B, N, D]; position t depends only on positions <= t; padded positions are zero.
@@ -146,7 +150,10 @@ class SequenceRecommender(nn.Module):
                 raise ValueError("this model reads behaviours (ratings); none were given")
             x = x + self.behaviour_emb(self.behaviour_ids(behaviours) * valid)
         x = x * self._input_scale
-        hidden = self.encoder(x, timestamps, lengths)
+        if attend is None:
+            hidden = self.encoder(x, timestamps, lengths)
+        else:
+            hidden = self.encoder(x, timestamps, lengths, attend=attend)
         return hidden * valid.unsqueeze(-1).to(hidden.dtype)
 
     def behaviour_logits(self, hidden: torch.Tensor, next_items: torch.Tensor) -> torch.Tensor:

@@ -35,6 +35,9 @@ from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 from recscale.models.hstu_attention import silu_attention, silu_attention_reference
 
+# Added to a score the mask removes, where a kernel takes a bias but no mask.
+MASKED_SCORE = -1e9
+
 
 def time_buckets(dt: torch.Tensor, num_buckets: int = 128, divisor: float = 0.301) -> torch.Tensor:
     """floor(ln(max(|dt|, 1)) / divisor) clamped to [0, num_buckets].
@@ -46,14 +49,14 @@ def time_buckets(dt: torch.Tensor, num_buckets: int = 128, divisor: float = 0.30
     return logs.long().clamp_(0, num_buckets)
 
 
-def query_timestamps(timestamps: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-    """Time of each query: item i+1's timestamp while i+1 < length, else item i's own.
+def query_timestamps(timestamps: torch.Tensor, has_next: torch.Tensor) -> torch.Tensor:
+    """Time of each query: item i+1's timestamp where it is the same user's next item
+    (``has_next``), else item i's own.
 
-    timestamps: [B, N]; lengths: [B] -> [B, N] (the official code's ``ext_timestamps``).
+    timestamps: [B, N]; has_next: [B, N] bool -> [B, N] (the official code's
+    ``ext_timestamps``).
     """
-    n = timestamps.shape[1]
     following = torch.cat([timestamps[:, 1:], timestamps[:, -1:]], dim=1)
-    has_next = torch.arange(n, device=timestamps.device)[None, :] + 1 < lengths[:, None]
     return torch.where(has_next, following, timestamps)
 
 
@@ -133,7 +136,7 @@ class HSTULayer(nn.Module):
         mask: [N, N] bool, True where key <= query; silu_weight: [N, N] float, the mask
         divided by n when ``scale_by_n`` (one pass instead of a multiply and a divide).
         With ``attend`` those three are unused: its mask and positions rule (see
-        :meth:`_attend_any`).
+        :meth:`_attend_any`), and ``buckets`` are [B, Tq, Tk] when given.
         """
         llama = self.opts.residual == "llama"
         normed = self.norm1(x) if llama else F.layer_norm(x, x.shape[-1:], eps=1e-6)
@@ -145,7 +148,7 @@ class HSTULayer(nn.Module):
         k = k.unflatten(-1, (h, dqk)).transpose(1, 2)
         v = v.unflatten(-1, (h, dv)).transpose(1, 2)  # [B, H, N, Dv]
         if attend is not None:
-            av = self._attend_any(q, k, v, attend, layer)
+            av = self._attend_any(q, k, v, attend, layer, buckets)
             return self._output(x, av, u, llama)
         if rope is not None:
             q, k = apply_rope(q, *rope), apply_rope(k, *rope)
@@ -174,20 +177,43 @@ class HSTULayer(nn.Module):
         return y
 
     def _attend_any(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, attend: Attend, layer: int
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        attend: Attend,
+        layer: int,
+        buckets: torch.Tensor | None,
     ) -> torch.Tensor:
-        """Eq. (2) under an arbitrary mask, over cached keys too: the plain expression, with
-        the position bias read at key position − query position. Time gaps are not used on
-        this path (the ranking data carries none)."""
+        """Eq. (2) under an arbitrary mask, over cached keys too, with the position bias read
+        at key position − query position; time gaps (``buckets`` [B, Tq, Tk]) where the
+        caller has them (packed batches; the ranking data carries none). A packed batch's
+        mask is causal, so the fused kernel runs it with the segment boundaries in the bias."""
         if self.opts.rope:
             cos, sin = rope_at(attend.positions, self.dqk, self.opts.rope_base)
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         k, v = attend.keys_values(layer, k, v)
-        scores = q @ k.transpose(-1, -2)  # [B, H, Tq, Tk]
+        bias = None
         if self.rab is not None:
-            scores = scores + self.rab.pos_w[attend.offsets + self.rab.max_len - 1].unsqueeze(1)
-        mask = attend.mask.unsqueeze(1)
-        if self.opts.attention == "silu":
+            bias = self.rab.pos_w[attend.offsets + self.rab.max_len - 1]  # [B, Tq, Tk]
+            if buckets is not None and self.rab.time_w is not None:
+                bias = bias + self.rab.time_w[buckets]
+        mask = attend.mask
+        silu = self.opts.attention == "silu"
+        if silu and self.opts.attention_impl == "fused" and attend.segments is not None:
+            # SiLU(-1e9) and its derivative are exactly 0 in fp32 and bf16: a masked key
+            # adds nothing to values or gradients.
+            blocked = torch.zeros(
+                mask.shape, dtype=q.dtype if bias is None else bias.dtype, device=q.device
+            ).masked_fill_(~mask, MASKED_SCORE)
+            return silu_attention(
+                q, k, v, blocked if bias is None else bias + blocked, self.attn_scale
+            )
+        scores = q @ k.transpose(-1, -2)  # [B, H, Tq, Tk]
+        if bias is not None:
+            scores = scores + bias.unsqueeze(1)
+        mask = mask.unsqueeze(1)
+        if silu:
             return (F.silu(scores) * mask.to(scores.dtype) * self.attn_scale) @ v
         scores = (scores / math.sqrt(self.dqk)).masked_fill(~mask, float("-inf"))
         return torch.softmax(scores, dim=-1) @ v
@@ -226,20 +252,25 @@ class HSTU(Encoder):
         attend: Attend | None = None,
     ) -> torch.Tensor:
         """x: [B, N, D] item vectors, timestamps: [B, N] | None, lengths: [B] -> [B, N, D]."""
+        opts = self.opts
+        # Data without timestamps (ml-1m.txt, most S3-Rec files) simply gets the position bias:
+        # nothing is wrong, so nothing is said.
+        timed = opts.rab == "position_time" and timestamps is not None
         if attend is not None:
+            buckets = None
+            if timed and attend.segments is not None:
+                has_next = attend.segments[:, 1:] == attend.segments[:, :-1]
+                buckets = self._buckets(timestamps, F.pad(has_next, (0, 1)))
             x = self.positions(x, attend.positions)
             for i, layer in enumerate(self.layers):
-                x = layer(x, None, None, None, None, None, attend, i)
+                x = layer(x, None, None, None, buckets, None, attend, i)
             return x if self.final_norm is None else self.final_norm(x)
         x = self.positions(x)
         n = x.shape[1]
-        opts = self.opts
         buckets = None
-        # Data without timestamps (ml-1m.txt, most S3-Rec files) simply gets the position bias:
-        # nothing is wrong, so nothing is said.
-        if opts.rab == "position_time" and timestamps is not None:
-            dt = query_timestamps(timestamps, lengths)[:, :, None] - timestamps[:, None, :]
-            buckets = time_buckets(dt, opts.num_time_buckets, opts.time_bucket_divisor)
+        if timed:
+            has_next = torch.arange(n, device=x.device)[None, :] + 1 < lengths[:, None]
+            buckets = self._buckets(timestamps, has_next)
         pos_index = relative_positions(n, self.max_len, x.device) if opts.rab != "none" else None
         rope = rope_angles(n, self.dqk, opts.rope_base, x.device) if opts.rope else None
         mask = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
@@ -247,6 +278,12 @@ class HSTU(Encoder):
         for layer in self.layers:
             x = layer(x, mask, silu_weight, pos_index, buckets, rope)
         return x if self.final_norm is None else self.final_norm(x)
+
+    def _buckets(self, timestamps: torch.Tensor, has_next: torch.Tensor) -> torch.Tensor:
+        """[B, N, N] time bucket of t_query − t_key; has_next [B, N]: whether position i+1
+        is the same user's next item (else the query keeps item i's own time)."""
+        dt = query_timestamps(timestamps, has_next)[:, :, None] - timestamps[:, None, :]
+        return time_buckets(dt, self.opts.num_time_buckets, self.opts.time_bucket_divisor)
 
     @staticmethod
     def param_counts(cfg: ModelConfig) -> tuple[int, int]:

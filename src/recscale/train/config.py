@@ -210,6 +210,10 @@ class TrainConfig(StrictModel):
     # Length-bucketed batches: users sorted by length within runs of this many batches, so
     # a batch pads little (see recscale.data.batching.train_batches); None: plain shuffle.
     bucket_batches: int | None = Field(None, ge=1)
+    # Packed batches: each batch's users packed several to a row, each attending only to
+    # itself, so padding costs almost nothing and the step computes what the padded batch
+    # would (backbones with supports_attend).
+    pack_batches: bool = False
     eval_every: int = Field(1, ge=1)
     patience: int | None = Field(
         10, ge=1, description="evaluations without improvement before stopping"
@@ -263,6 +267,24 @@ class RunConfig(StrictModel):
     def _behaviour_source(self) -> RunConfig:
         if self.model.predict_behaviour and self.data.behaviour == "none":
             raise ValueError("model.predict_behaviour needs data.behaviour (allowed: rating)")
+        return self
+
+    @model_validator(mode="after")
+    def _packing(self) -> RunConfig:
+        if not self.train.pack_batches:
+            return self
+        if not self.model.encoder_class.supports_attend:
+            raise ValueError(
+                f"train.pack_batches: model.backbone {self.model.backbone!r} cannot keep "
+                f"packed users apart; allowed: {', '.join(ranking_backbones())}"
+            )
+        if self.train.bucket_batches is not None:
+            raise ValueError("set train.pack_batches or train.bucket_batches, not both")
+        if self.loss.negatives_shared_by == "sequence":
+            raise ValueError(
+                "train.pack_batches puts several users in a row, so loss.sharing 'sequence' "
+                "would share negatives between them; allowed with packing: batch, position"
+            )
         return self
 
     @property
@@ -345,6 +367,7 @@ class RunConfig(StrictModel):
         return {
             "train.max_tokens": t.max_tokens is not None,
             "train.bucket_batches": t.bucket_batches is not None,
+            "train.pack_batches": t.pack_batches,
             "train.precision": t.precision != "fp32",
             "train.input_noise": t.input_noise > 0,
             "train.init_from": t.init_from is not None,
