@@ -46,6 +46,7 @@ from recscale.data import batching, splits
 from recscale.data.synthetic import markov_mixture
 from recscale.eval.evaluator import evaluate
 from recscale.models import flops_per_token
+from recscale.models.attention import packed_attend
 from recscale.train.config import RunConfig, load_run_config
 from recscale.train.data import build_run_model, prepare_data
 from recscale.train.facts import peak_memory_mib
@@ -85,6 +86,7 @@ class Bench:
 
 
 BUCKETED = "train.bucket_batches=50"
+PACKED = "train.pack_batches=true"
 REF_FAST = {
     "reference": Variant(("loss.impl=reference",)),
     "fast": Variant(("loss.impl=fast",), reference="reference"),
@@ -92,6 +94,8 @@ REF_FAST = {
     "fast-bf16": Variant(("loss.impl=fast", "train.precision=bf16"), "fast", opt_in=True),
     # Length-bucketed batches against shuffled ones (opt-in: --variants fast fast-bucketed).
     "fast-bucketed": Variant(("loss.impl=fast", BUCKETED), "fast", opt_in=True),
+    # Packed batches (several users a row) against padded ones: same users, same math.
+    "fast-packed": Variant(("loss.impl=fast", PACKED), "fast", opt_in=True),
 }
 D256 = ("model.dim=256", "model.layers=4", "model.heads=4")
 SYNTHETIC_BASE = (
@@ -146,7 +150,11 @@ def catalogue_variants(skip_full_reference: bool) -> dict[str, Variant]:
     }
     for name in ("full-chunked", "sampled-position-fast", "sampled-batch-1024"):
         base = variants[name].overrides
-        for suffix, override in (("bf16", "train.precision=bf16"), ("bucketed", BUCKETED)):
+        for suffix, override in (
+            ("bf16", "train.precision=bf16"),
+            ("bucketed", BUCKETED),
+            ("packed", PACKED),
+        ):
             variants[f"{name}-{suffix}"] = Variant((*base, override), reference=name, opt_in=True)
     return variants
 
@@ -159,6 +167,7 @@ def synthetic(num_items: int) -> Bench:
 CONFIGS: dict[str, Bench] = {
     "demo-largest": Bench("sweep:configs/sweeps/demo.yaml", (), REF_FAST),
     "hstu-ml1m": Bench("configs/benchmarks/hstu-ml1m.yaml", (), REF_FAST),
+    "hstu-beauty": Bench("configs/benchmarks/hstu-beauty.yaml", (), REF_FAST),
     "hstu-large-ml1m": Bench("configs/benchmarks/hstu-large-ml1m.yaml", (), REF_FAST),
     "hstu-d256-ml1m": Bench("configs/benchmarks/hstu-ml1m.yaml", D256, REF_FAST, max_steps=1),
     "sasrec-d256-ml1m": Bench("configs/benchmarks/sasrec-ml1m.yaml", D256, REF_FAST, max_steps=1),
@@ -212,8 +221,13 @@ class Trainee:
     def step(self, batch, timed: bool = True) -> None:
         sync(self.device)
         start = time.perf_counter()
+        attend = None
+        if batch.segments is not None:
+            attend = packed_attend(batch.segments, batch.positions)
         with self.autocast:
-            hidden = self.model.encode(batch.items, batch.timestamps, batch.lengths, batch.ratings)
+            hidden = self.model.encode(
+                batch.items, batch.timestamps, batch.lengths, batch.ratings, attend
+            )
             loss_sum, count = self.loss_fn(self.model, hidden, batch.targets, self.sampler)
         loss_sum.backward()
         for p in self.params:
@@ -248,7 +262,8 @@ class Trainee:
 
     def metrics(self, dataset, batches, steps: int, peak_flops: float) -> dict[str, Any]:
         cfg = self.cfg
-        mean_len = float(np.mean([float(b.lengths.float().mean()) for b in batches]))
+        # Useful FLOPs: attention over each user's own length, whatever the batch layout.
+        mean_len = float(np.mean([float(b.lengths.sum()) / users_in(b) for b in batches]))
         flops = flops_per_token(cfg.model, dataset.num_items, max(1, round(mean_len)))
         output = loss_flops_per_token(cfg.loss, cfg.model.dim, dataset.num_items)
         per_token = flops.training + output
@@ -266,6 +281,12 @@ class Trainee:
         }
 
 
+def users_in(batch) -> int:
+    if batch.segments is None:
+        return max(len(batch.lengths), 1)
+    return max(int(batch.segments.amax(1).sum()), 1)
+
+
 def training_batches(cfg: RunConfig, split, count: int, device: torch.device) -> list:
     batches = batching.train_batches(
         split.train,
@@ -274,6 +295,7 @@ def training_batches(cfg: RunConfig, split, count: int, device: torch.device) ->
         cfg.seed,
         epoch=0,
         bucket_batches=cfg.train.bucket_batches,
+        pack=cfg.train.pack_batches,
     )
     return [batching.to_device(b, device) for b in itertools.islice(batches, count)]
 
@@ -306,14 +328,16 @@ def measure_interleaved(
 ) -> dict[str, dict[str, Any]]:
     """All variants in one process, taking turns step by step, so that a changing machine
     load hits every variant alike (peak RSS is the process's). Variants that batch alike
-    step on the same batches; one that batches differently (length buckets) on its own."""
+    step on the same batches; one that batches differently (length buckets, packing) on its own
+    (packed batches hold the same users as the padded ones)."""
     device = torch.device(args.device)
     dataset, split = load_split(bench, next(iter(cfgs.values())))
     trainees = {name: Trainee(cfg, dataset, device) for name, cfg in cfgs.items()}
     made: dict[tuple, list] = {}
     batches = {}
     for name, trainee in trainees.items():
-        key = (trainee.cfg.train.batch_size, trainee.cfg.train.bucket_batches)
+        t = trainee.cfg.train
+        key = (t.batch_size, t.bucket_batches, t.pack_batches)
         if key not in made:
             made[key] = training_batches(trainee.cfg, split, args.warmup + args.steps, device)
         batches[name] = made[key]

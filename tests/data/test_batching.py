@@ -7,7 +7,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recscale.data.batching import eval_batches, replace_inputs, to_device, train_batches
+from recscale.data.batching import (
+    eval_batches,
+    pack_rows,
+    replace_inputs,
+    to_device,
+    train_batches,
+)
 from recscale.data.splits import leave_one_out
 
 from .conftest import make_dataset
@@ -65,6 +71,67 @@ def test_train_batches_partition_users_exactly(
     )
     assert sorted(seen) == np.flatnonzero(ds.lengths >= 2).tolist()
     assert len(set(counts)) == 1  # every rank takes the same number of steps
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seqs=st.lists(st.lists(st.integers(1, 9), min_size=0, max_size=15), min_size=1, max_size=30),
+    max_len=st.integers(1, 6),
+    batch_size=st.integers(1, 7),
+    world_size=st.integers(1, 3),
+)
+def test_packed_batches_hold_the_same_users_each_in_its_own_segment(
+    seqs, max_len, batch_size, world_size
+):
+    ds = timed(seqs)
+    for rank in range(world_size):
+        plain = train_batches(ds, max_len, batch_size, 0, 0, rank, world_size)
+        packed = train_batches(ds, max_len, batch_size, 0, 0, rank, world_size, pack=True)
+        for p, b in zip(plain, packed, strict=True):
+            assert b.items.shape[1] <= max_len and b.items.shape[0] <= p.items.shape[0]
+            assert b.lengths.tolist() == (b.segments > 0).sum(1).tolist()
+            users = []
+            for row in range(b.items.shape[0]):
+                segs = b.segments[row]
+                used = int(b.lengths[row])
+                assert (segs[:used] > 0).all() and (segs[used:] == 0).all()  # padding at the end
+                assert (b.items[row, used:] == 0).all() and (b.targets[row, used:] == 0).all()
+                for s in range(1, int(segs.max()) + 1):
+                    where = segs == s
+                    cols = torch.nonzero(where).flatten()
+                    assert (cols == torch.arange(cols[0], cols[0] + len(cols))).all()
+                    assert b.positions[row, where].tolist() == list(range(len(cols)))
+                    user = int(b.timestamps[row, cols[0]]) // 1000
+                    ref_i, ref_t = reference_window(ds.sequence(user), max_len)
+                    assert b.items[row, where].tolist() == ref_i.tolist()
+                    assert b.targets[row, where].tolist() == ref_t.tolist()
+                    users.append(user)
+            assert sorted(users) == sorted(int(t) // 1000 for t in p.timestamps[:, 0])
+
+
+@given(lengths=st.lists(st.integers(1, 20), max_size=40), capacity=st.integers(20, 30))
+def test_pack_rows_fills_rows_without_overlap(lengths, capacity):
+    lengths = np.array(lengths, dtype=np.int64)
+    place = pack_rows(lengths, capacity)
+    rows, width = place.shape
+    assert width <= capacity and rows <= len(lengths)
+    taken = np.zeros((max(rows, 1), capacity), dtype=int)
+    for r, c, n in zip(place.row, place.column, lengths, strict=True):
+        taken[r, c : c + n] += 1
+    assert taken.max(initial=0) <= 1 and taken.sum() == lengths.sum()
+    # First fit: no two rows could have been merged into one.
+    fill = taken.sum(1)[:rows]
+    if rows > 1:
+        assert np.sort(fill)[0] + np.sort(fill)[1] > capacity
+
+
+def test_packed_batches_pad_little_on_short_users():
+    rng = np.random.default_rng(0)
+    seqs = [list(rng.integers(1, 50, size=int(n))) for n in rng.geometric(0.08, 2000) + 1]
+    ds = make_dataset(seqs)
+    plain = list(train_batches(ds, 50, 128, seed=1, epoch=0))
+    packed = list(train_batches(ds, 50, 128, seed=1, epoch=0, pack=True))
+    assert padding_share(packed) < 0.05 < 0.5 < padding_share(plain)
 
 
 def padding_share(batches) -> float:

@@ -207,6 +207,32 @@ def test_length_bucketed_batches_train_on_the_same_targets(tmp_path: Path):
     assert bucketed["test"]["hr@10"] > 0.3  # it learns the cycles (chance is 10/30)
 
 
+def test_packed_batches_train_the_same_run(tmp_path: Path):
+    # Without dropout and with full softmax the packed step computes the padded step's loss
+    # and gradients (up to summation order), so the runs agree.
+    data = write_sequences(tmp_path / "cycle.txt", users=61)
+    exact = ("model.dropout=0", "model.emb_dropout=0", "loss.name=full_softmax")
+    plain = train(tiny_config(data, *exact), tmp_path / "plain").final
+    packed = train(tiny_config(data, *exact, "train.pack_batches=true"), tmp_path / "pk").final
+    assert packed["facts"]["tokens"] == plain["facts"]["tokens"]
+    assert packed["facts"]["steps"] == plain["facts"]["steps"]
+    for metric, value in plain["test"].items():
+        assert packed["test"][metric] == pytest.approx(value, rel=1e-4, abs=1e-6), metric
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        (("model.backbone=gpt",), "cannot keep packed users apart"),
+        (("train.bucket_batches=2",), "not both"),
+        (("loss.sharing=sequence",), "allowed with packing"),
+    ],
+)
+def test_packed_batches_refuse_what_they_cannot_pack(tmp_path: Path, extra, says):
+    with pytest.raises(Exception, match=says):
+        tiny_config(tmp_path / "x.txt", "train.pack_batches=true", *extra)
+
+
 def test_item_text_from_a_users_item_table_trains_and_reloads(tmp_path, data_file):
     """data.item_features [text] with a CSV item table: the embeddings fill the model's text
     buffer for the items that have text, and a reloaded run scores exactly the same."""
