@@ -6,10 +6,10 @@ import pytest
 import torch
 
 from recscale.models import ModelConfig, RankingInputs, build_ranker
+from recscale.models.encoder import attend_backbones
 from recscale.models.falcon import score_candidates, score_one_by_one
-from recscale.models.ranker import ranking_backbones
 
-ATTEND_BACKBONES = ranking_backbones()
+ATTEND_BACKBONES = attend_backbones()
 
 
 @pytest.mark.parametrize("backbone", ATTEND_BACKBONES)

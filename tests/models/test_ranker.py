@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from recscale.models import ModelConfig, RankingInputs, build_model, build_ranker
-from recscale.models.ranker import SCORERS, history_attend, ranking_backbones
+from recscale.models.encoder import attend_backbones
+from recscale.models.ranker import SCORERS, history_attend
 
-ATTEND_BACKBONES = ranking_backbones()
+ATTEND_BACKBONES = attend_backbones()
 
 
 def config(backbone: str, **kw) -> ModelConfig:

@@ -60,3 +60,9 @@ class Encoder(nn.Module):
 
 
 ENCODERS: Registry[type[Encoder]] = Registry("backbone")
+
+
+def attend_backbones() -> list[str]:
+    """The backbones whose encoder takes ``attend`` (target-aware ranking, M-FALCON, packed
+    batches)."""
+    return [n for n in ENCODERS.names() if ENCODERS.get(n).supports_attend]

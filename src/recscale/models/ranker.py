@@ -28,7 +28,7 @@ from torch import nn
 from recscale.models.attention import Attend
 from recscale.models.base import embedding_table
 from recscale.models.config import ModelConfig
-from recscale.models.encoder import ENCODERS
+from recscale.models.encoder import ENCODERS, attend_backbones
 from recscale.registry import Registry
 
 RANKERS: Registry[type[nn.Module]] = Registry("ranker")
@@ -92,11 +92,6 @@ class FFNScorer(nn.Module):
         return self.net(state).squeeze(-1)
 
 
-def ranking_backbones() -> list[str]:
-    """The backbones a target-aware ranker can run: those whose encoder takes ``attend``."""
-    return [n for n in ENCODERS.names() if ENCODERS.get(n).supports_attend]
-
-
 def label_ids(labels: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
     """History labels -> action ids: 0 padding, 1 not engaged, 2 engaged."""
     return torch.where(items != 0, 1 + (labels > 0.5).long(), torch.zeros_like(items))
@@ -112,7 +107,7 @@ class TargetAwareRanker(nn.Module):
         if not encoder_class.supports_attend:
             raise ValueError(
                 f"backbone {cfg.backbone!r} cannot rank; allowed: "
-                f"{', '.join(ranking_backbones())}, or ranker din"
+                f"{', '.join(attend_backbones())}, or ranker din"
             )
         self.cfg = cfg
         self.tokens_per_item = 2 if interleave else 1

@@ -24,8 +24,8 @@ from recscale.errors import RecscaleError
 from recscale.eval.metrics import metric_names
 from recscale.eval.protocols import parse_protocol
 from recscale.models import ModelConfig
+from recscale.models.encoder import attend_backbones
 from recscale.models.generative import GENERATIVE_BACKBONES
-from recscale.models.ranker import ranking_backbones
 from recscale.train.data import SPLITS
 from recscale.train.losses import LossConfig
 from recscale.train.optim import OptimConfig
@@ -276,7 +276,7 @@ class RunConfig(StrictModel):
         if not self.model.encoder_class.supports_attend:
             raise ValueError(
                 f"train.pack_batches: model.backbone {self.model.backbone!r} cannot keep "
-                f"packed users apart; allowed: {', '.join(ranking_backbones())}"
+                f"packed users apart; allowed: {', '.join(attend_backbones())}"
             )
         if self.train.bucket_batches is not None:
             raise ValueError("set train.pack_batches or train.bucket_batches, not both")
@@ -306,7 +306,7 @@ class RunConfig(StrictModel):
         if r.ranker == "target_aware" and not encoder.supports_attend:
             raise ValueError(
                 f"ranking.ranker target_aware: model.backbone {self.model.backbone!r} cannot "
-                f"rank; allowed: {', '.join(ranking_backbones())} (or ranking.ranker: din)"
+                f"rank; allowed: {', '.join(attend_backbones())} (or ranking.ranker: din)"
             )
         if r.eval_negatives == 0 and r.like_threshold is None:
             raise ValueError(
