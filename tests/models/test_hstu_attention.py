@@ -85,6 +85,40 @@ def test_fused_equals_reference_float32(inputs: dict[str, Any]) -> None:
     _check_against_reference(inputs, torch.float32)
 
 
+@settings(max_examples=60, deadline=None)
+@given(attention_inputs(torch.float64), st.data())
+def test_fused_skips_the_keys_before_each_segment(inputs: dict[str, Any], data) -> None:
+    """Packed rows: with key_starts the kernel skips every key before a query's segment; the
+    masking bias removes the rest. Values and gradients equal the reference's under the
+    segment mask."""
+    from recscale.models.hstu import MASKED_SCORE
+
+    q, k, v, scale = (inputs[key] for key in ("q", "k", "v", "scale"))
+    batch, n = q.shape[0], q.shape[2]
+    segments = torch.zeros(batch, n, dtype=torch.long)
+    for b in range(batch):  # random cut points: segment ids rise along the row
+        cuts = data.draw(st.lists(st.integers(1, max(n - 1, 1)), max_size=4, unique=True))
+        for c in cuts:
+            segments[b, c:] += 1
+    starts = torch.stack([torch.searchsorted(row, row) for row in segments])  # first index
+    same = (segments[:, :, None] == segments[:, None, :]) & torch.ones(n, n).tril().bool()
+    rab = inputs["bias"]
+    rab = torch.zeros(batch, n, n, dtype=q.dtype) if rab is None else rab.expand(batch, n, n)
+    blocked = torch.zeros(batch, n, n, dtype=q.dtype).masked_fill(~same, MASKED_SCORE)
+    leaves = [t for t in (q, k, v, inputs["bias"]) if t is not None]
+    expected = silu_attention_reference(q, k, v, rab, same[:, None].to(q.dtype) * scale)
+    grad = torch.randn_like(expected)
+    expected_grads = torch.autograd.grad(expected, leaves, grad)
+    got = silu_attention(
+        q, k, v, rab + blocked, scale, inputs["query_block"], inputs["tile_elements"], starts
+    )
+    got_grads = torch.autograd.grad(got, leaves, grad)
+    tol = TOLERANCE[torch.float64]
+    torch.testing.assert_close(got, expected, **tol)
+    for a, b in zip(got_grads, expected_grads, strict=True):
+        torch.testing.assert_close(a, b, **tol)
+
+
 def test_bias_without_grad_and_default_tiles() -> None:
     """A bias that needs no gradient gets none; the CPU default tiles cover N past a block."""
     g = torch.Generator().manual_seed(0)

@@ -97,12 +97,13 @@ class Attend:
 def packed_attend(segments: torch.Tensor, positions: torch.Tensor) -> Attend:
     """Causal attention within each segment of packed rows (``data.batching.Batch``).
 
-    segments, positions: [B, N] int64 (segment 0 = padding, which attends to the padding
-    before it, so that no query row is empty and nothing real sees it).
+    segments, positions: [B, N] int64 (segment 0 = padding, which attends to itself only,
+    so that no query row is empty and nothing real sees it).
     """
     n = segments.shape[1]
     causal = torch.ones(n, n, dtype=torch.bool, device=segments.device).tril()
-    mask = (segments[:, :, None] == segments[:, None, :]) & causal
+    mask = (segments[:, :, None] == segments[:, None, :]) & causal & (segments > 0)[:, :, None]
+    mask |= torch.eye(n, dtype=torch.bool, device=segments.device)
     return Attend(mask, positions, positions, segments=segments)
 
 

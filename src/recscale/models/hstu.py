@@ -206,9 +206,11 @@ class HSTULayer(nn.Module):
             blocked = torch.zeros(
                 mask.shape, dtype=q.dtype if bias is None else bias.dtype, device=q.device
             ).masked_fill_(~mask, MASKED_SCORE)
-            return silu_attention(
-                q, k, v, blocked if bias is None else bias + blocked, self.attn_scale
-            )
+            # Each query's first key is its segment's start (padding: itself), so the kernel
+            # skips the keys of the users before it in the row.
+            first_key = torch.arange(mask.shape[-1], device=q.device) - attend.positions
+            bias = blocked if bias is None else bias + blocked
+            return silu_attention(q, k, v, bias, self.attn_scale, key_starts=first_key)
         scores = q @ k.transpose(-1, -2)  # [B, H, Tq, Tk]
         if bias is not None:
             scores = scores + bias.unsqueeze(1)

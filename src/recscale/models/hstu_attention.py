@@ -53,12 +53,16 @@ def silu_attention(
     scale: float,
     query_block: int = QUERY_BLOCK,
     tile_elements: int | None = None,
+    key_starts: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Tiled causal SiLU attention, equal to the reference with ``weight = tril * scale``.
 
     q, k: [B, H, N, Dqk]; v: [B, H, N, Dv]; bias: [B | 1, N, N] or None (shared across
     heads); scale: the 1/n factor (1.0 for none) -> [B, H, N, Dv]. ``tile_elements`` bounds
     the scores held at once (default: cache-sized on a CPU, the whole batch elsewhere).
+    ``key_starts`` [B, N] int64, nondecreasing along N: query i sees no key before
+    ``key_starts[:, i]`` (in packed rows, its user's first position), so a tile skips the keys
+    no query of it sees; the caller's bias must mask the rest.
     """
     device = q.device.type
     if torch.is_autocast_enabled(device):
@@ -67,17 +71,30 @@ def silu_attention(
     if tile_elements is None:
         tile_elements = CPU_TILE_ELEMENTS if device == "cpu" else 0
     with torch.autocast(device, enabled=False):
-        return _SiLUAttention.apply(q, k, v, bias, scale, query_block, tile_elements)
+        return _SiLUAttention.apply(q, k, v, bias, scale, query_block, tile_elements, key_starts)
 
 
 def _tiles(
-    batch: int, heads: int, n: int, query_block: int, tile_elements: int
-) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """Batch slices [b0, b1) and query-row blocks [r0, r1) that cover the triangle."""
-    rows = [(r0, min(r0 + query_block, n)) for r0 in range(0, n, query_block)]
+    batch: int,
+    heads: int,
+    n: int,
+    query_block: int,
+    tile_elements: int,
+    key_starts: torch.Tensor | None,
+) -> list[tuple[int, int, list[tuple[int, int, int]]]]:
+    """Batch slices [b0, b1), each with the query-row blocks [r0, r1) that cover the
+    triangle and the first key c0 any query of the block sees there."""
+    starts = range(0, n, query_block)
     per_tile = max(1, tile_elements // (heads * query_block * n)) if tile_elements else batch
-    chunks = [(b0, min(b0 + per_tile, batch)) for b0 in range(0, batch, per_tile)]
-    return chunks, rows
+    tiles = []
+    for b0 in range(0, batch, per_tile):
+        b1 = min(b0 + per_tile, batch)
+        first = [0] * len(starts)
+        if key_starts is not None:  # one host sync per batch slice
+            first = key_starts[b0:b1, list(starts)].amin(0).tolist()
+        blocks = [(r0, min(r0 + query_block, n), c0) for r0, c0 in zip(starts, first, strict=True)]
+        tiles.append((b0, b1, blocks))
+    return tiles
 
 
 class _SiLUAttention(torch.autograd.Function):
@@ -89,63 +106,65 @@ class _SiLUAttention(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, q, k, v, bias, scale, query_block, tile_elements):
+    def forward(ctx, q, k, v, bias, scale, query_block, tile_elements, key_starts):
         batch, heads, n, _ = q.shape
         out = _heads_last(v)
-        chunks, rows = _tiles(batch, heads, n, query_block, tile_elements)
-        for b0, b1 in chunks:
+        tiles = _tiles(batch, heads, n, query_block, tile_elements, key_starts)
+        for b0, b1, blocks in tiles:
             qc, kc, vc = (_flat(t, b0, b1) for t in (q, k, v))
             bc = _bias_rows(bias, b0, b1)
             oc = torch.empty_like(vc)
-            for r0, r1 in rows:
-                a = F.silu(_scores(qc, kc, bc, heads, r0, r1), inplace=True)
-                a[:, :, r0:r1].tril_()  # the causal mask: only the diagonal tile has one
-                torch.bmm(a, vc[:, :r1], out=oc[:, r0:r1])
+            for r0, r1, c0 in blocks:
+                a = F.silu(_scores(qc, kc, bc, heads, r0, r1, c0), inplace=True)
+                a[:, :, r0 - c0 :].tril_()  # the causal mask: only the diagonal tile has one
+                torch.bmm(a, vc[:, c0:r1], out=oc[:, r0:r1])
             out[b0:b1] = oc.mul_(scale).unflatten(0, (b1 - b0, heads))
         ctx.save_for_backward(q, k, v, bias)
-        ctx.tiles = (query_block, tile_elements, scale)
+        ctx.tiles, ctx.scale = tiles, scale
         return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         q, k, v, bias = ctx.saved_tensors
-        query_block, tile_elements, scale = ctx.tiles
-        batch, heads, n, _ = q.shape
+        heads, n = q.shape[1], q.shape[2]
         dq, dk, dv = _heads_last(q), _heads_last(k), _heads_last(v)
         need_bias = bias is not None and ctx.needs_input_grad[3]
         dbias = torch.zeros_like(bias) if need_bias else None
-        chunks, rows = _tiles(batch, heads, n, query_block, tile_elements)
-        for b0, b1 in chunks:
+        for b0, b1, blocks in ctx.tiles:
             qc, kc, vc = (_flat(t, b0, b1) for t in (q, k, v))
-            gc = _flat(grad_out, b0, b1).to(q.dtype) * scale
+            gc = _flat(grad_out, b0, b1).to(q.dtype) * ctx.scale
             bc = _bias_rows(bias, b0, b1)
             dqc, dkc, dvc = torch.empty_like(qc), torch.empty_like(kc), torch.empty_like(vc)
-            # The last row block sees every key: it writes dk, dv; earlier blocks add to them.
-            for r0, r1 in reversed(rows):
-                s = _scores(qc, kc, bc, heads, r0, r1)
+            # The last row block sees every key (from its c0 on): it writes dk, dv; earlier
+            # blocks add to them.
+            for r0, r1, c0 in reversed(blocks):
+                s = _scores(qc, kc, bc, heads, r0, r1, c0)
                 g_rows = gc[:, r0:r1]
-                da = torch.bmm(g_rows, vc[:, :r1].transpose(1, 2))  # dL/dA: [bh, rows, keys]
+                da = torch.bmm(g_rows, vc[:, c0:r1].transpose(1, 2))  # dL/dA: [bh, rows, keys]
                 a = F.silu(s)
-                a[:, :, r0:r1].tril_()
+                a[:, :, r0 - c0 :].tril_()
                 ds = torch.ops.aten.silu_backward(da, s)
-                ds[:, :, r0:r1].tril_()
-                torch.bmm(ds, kc[:, :r1], out=dqc[:, r0:r1])
-                if r1 == n:
+                ds[:, :, r0 - c0 :].tril_()
+                torch.bmm(ds, kc[:, c0:r1], out=dqc[:, r0:r1])
+                if r1 == n and c0 == 0:
                     torch.bmm(a.transpose(1, 2), g_rows, out=dvc)
                     torch.bmm(ds.transpose(1, 2), qc[:, r0:r1], out=dkc)
                 else:
-                    dvc[:, :r1] += torch.bmm(a.transpose(1, 2), g_rows)
-                    dkc[:, :r1] += torch.bmm(ds.transpose(1, 2), qc[:, r0:r1])
+                    if r1 == n:
+                        dvc.zero_()
+                        dkc.zero_()
+                    dvc[:, c0:r1] += torch.bmm(a.transpose(1, 2), g_rows)
+                    dkc[:, c0:r1] += torch.bmm(ds.transpose(1, 2), qc[:, r0:r1])
                 if dbias is not None:
-                    per_head = ds.view(b1 - b0, heads, r1 - r0, r1)
+                    per_head = ds.view(b1 - b0, heads, r1 - r0, r1 - c0)
                     if bias.shape[0] == 1:
-                        dbias[0, r0:r1, :r1] += per_head.sum((0, 1))
+                        dbias[0, r0:r1, c0:r1] += per_head.sum((0, 1))
                     else:
-                        dbias[b0:b1, r0:r1, :r1] += per_head.sum(1)
+                        dbias[b0:b1, r0:r1, c0:r1] += per_head.sum(1)
             for grad, chunk in ((dq, dqc), (dk, dkc), (dv, dvc)):
                 grad[b0:b1] = chunk.unflatten(0, (b1 - b0, heads))
-        return dq, dk, dv, dbias, None, None, None
+        return dq, dk, dv, dbias, None, None, None, None
 
 
 def _flat(t: torch.Tensor, b0: int, b1: int) -> torch.Tensor:
@@ -166,13 +185,13 @@ def _bias_rows(bias: torch.Tensor | None, b0: int, b1: int) -> torch.Tensor | No
     return bias[0:1] if bias.shape[0] == 1 else bias[b0:b1]
 
 
-def _scores(q, k, bias, heads, r0, r1) -> torch.Tensor:
-    """Q K^T + rab for query rows [r0, r1) against keys [0, r1).
+def _scores(q, k, bias, heads, r0, r1, c0) -> torch.Tensor:
+    """Q K^T + rab for query rows [r0, r1) against keys [c0, r1).
 
     q, k: [bh, N, Dqk] for a batch slice of bh / heads sequences; bias: [bh / heads | 1, N, N]
-    or None -> [bh, r1 - r0, r1].
+    or None -> [bh, r1 - r0, r1 - c0].
     """
-    s = torch.bmm(q[:, r0:r1], k[:, :r1].transpose(1, 2))
+    s = torch.bmm(q[:, r0:r1], k[:, c0:r1].transpose(1, 2))
     if bias is not None:
-        s.view(-1, heads, r1 - r0, r1).add_(bias[:, None, r0:r1, :r1])
+        s.view(-1, heads, r1 - r0, r1 - c0).add_(bias[:, None, r0:r1, c0:r1])
     return s
