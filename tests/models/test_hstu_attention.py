@@ -91,7 +91,7 @@ def test_fused_skips_the_keys_before_each_segment(inputs: dict[str, Any], data) 
     """Packed rows: with key_starts the kernel skips every key before a query's segment; the
     masking bias removes the rest. Values and gradients equal the reference's under the
     segment mask."""
-    from recscale.models.hstu import MASKED_SCORE
+    from recscale.models.attention import MASKED_SCORE
 
     q, k, v, scale = (inputs[key] for key in ("q", "k", "v", "scale"))
     batch, n = q.shape[0], q.shape[2]

@@ -52,6 +52,12 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return out.flatten(-2).type_as(x)
 
 
+# Added to a score the mask removes, where a kernel takes a bias but no mask: SiLU(-1e9) and
+# its derivative are exactly 0 in fp32 and bf16, so such a key adds nothing to values or
+# gradients (and exp(-1e9) is 0 for a softmax).
+MASKED_SCORE = -1e9
+
+
 @dataclass
 class Attend:
     """Who attends to whom when the pattern is not plain causal (ranking, M-FALCON).
@@ -92,6 +98,18 @@ class Attend:
     def offsets(self) -> torch.Tensor:
         """[B, Tq, Tk] key position − query position, shared by every layer's relative bias."""
         return self.key_positions[:, None, :] - self.positions[:, :, None]
+
+    @cached_property
+    def masked_bias(self) -> torch.Tensor:
+        """[B, Tq, Tk] float32: 0 where the mask allows, ``MASKED_SCORE`` elsewhere."""
+        zeros = torch.zeros(self.mask.shape, device=self.mask.device)
+        return zeros.masked_fill_(~self.mask, MASKED_SCORE)
+
+    @cached_property
+    def first_keys(self) -> torch.Tensor:
+        """[B, Tq] in a packed batch, the column where each query's segment starts (padding:
+        its own), the first key it may see."""
+        return torch.arange(self.positions.shape[1], device=self.positions.device) - self.positions
 
 
 def packed_attend(segments: torch.Tensor, positions: torch.Tensor) -> Attend:

@@ -35,9 +35,6 @@ from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 from recscale.models.hstu_attention import silu_attention, silu_attention_reference
 
-# Added to a score the mask removes, where a kernel takes a bias but no mask.
-MASKED_SCORE = -1e9
-
 
 def time_buckets(dt: torch.Tensor, num_buckets: int = 128, divisor: float = 0.301) -> torch.Tensor:
     """floor(ln(max(|dt|, 1)) / divisor) clamped to [0, num_buckets].
@@ -194,23 +191,21 @@ class HSTULayer(nn.Module):
             q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         k, v = attend.keys_values(layer, k, v)
         bias = None
-        if self.rab is not None:
+        if self.rab is not None and attend.segments is not None:
+            # Within a segment key − query position is key − query column, so one shared
+            # [1, N, N] table serves every row (its gradient a dense sum, not a B·N² scatter).
+            n = attend.mask.shape[-1]
+            bias = self.rab(relative_positions(n, self.rab.max_len, q.device), buckets)
+        elif self.rab is not None:
             bias = self.rab.pos_w[attend.offsets + self.rab.max_len - 1]  # [B, Tq, Tk]
             if buckets is not None and self.rab.time_w is not None:
                 bias = bias + self.rab.time_w[buckets]
         mask = attend.mask
         silu = self.opts.attention == "silu"
         if silu and self.opts.attention_impl == "fused" and attend.segments is not None:
-            # SiLU(-1e9) and its derivative are exactly 0 in fp32 and bf16: a masked key
-            # adds nothing to values or gradients.
-            blocked = torch.zeros(
-                mask.shape, dtype=q.dtype if bias is None else bias.dtype, device=q.device
-            ).masked_fill_(~mask, MASKED_SCORE)
-            # Each query's first key is its segment's start (padding: itself), so the kernel
-            # skips the keys of the users before it in the row.
-            first_key = torch.arange(mask.shape[-1], device=q.device) - attend.positions
+            blocked = attend.masked_bias
             bias = blocked if bias is None else bias + blocked
-            return silu_attention(q, k, v, bias, self.attn_scale, key_starts=first_key)
+            return silu_attention(q, k, v, bias, self.attn_scale, key_starts=attend.first_keys)
         scores = q @ k.transpose(-1, -2)  # [B, H, Tq, Tk]
         if bias is not None:
             scores = scores + bias.unsqueeze(1)
