@@ -60,7 +60,7 @@ MASKED_SCORE = -1e9
 
 @dataclass
 class Attend:
-    """Who attends to whom when the pattern is not plain causal (ranking, M-FALCON).
+    """Who attends to whom when the pattern is not plain causal (ranking, M-FALCON, packing).
 
     The new tokens' queries see the keys ``mask`` allows: the keys of ``past`` (one cached
     ``(k, v)`` per layer, in layer order) followed by the new tokens' own. Without ``past``
