@@ -46,7 +46,7 @@ from recscale.data import batching, splits
 from recscale.data.synthetic import markov_mixture
 from recscale.eval.evaluator import evaluate
 from recscale.models import flops_per_token
-from recscale.models.attention import packed_attend
+from recscale.models.attention import batch_attend
 from recscale.train.config import RunConfig, load_run_config
 from recscale.train.data import build_run_model, prepare_data
 from recscale.train.facts import peak_memory_mib
@@ -221,12 +221,9 @@ class Trainee:
     def step(self, batch, timed: bool = True) -> None:
         sync(self.device)
         start = time.perf_counter()
-        attend = None
-        if batch.segments is not None:
-            attend = packed_attend(batch.segments, batch.positions)
         with self.autocast:
             hidden = self.model.encode(
-                batch.items, batch.timestamps, batch.lengths, batch.ratings, attend
+                batch.items, batch.timestamps, batch.lengths, batch.ratings, batch_attend(batch)
             )
             loss_sum, count = self.loss_fn(self.model, hidden, batch.targets, self.sampler)
         loss_sum.backward()

@@ -54,14 +54,17 @@ def timed(seqs):
     return make_dataset(seqs, [[1000 * u + k for k in range(len(s))] for u, s in enumerate(seqs)])
 
 
+# Users of 0-15 items over 9 item ids, cut into small batches over 1-3 ranks.
+BATCHING = {
+    "seqs": st.lists(st.lists(st.integers(1, 9), min_size=0, max_size=15), min_size=1, max_size=30),
+    "max_len": st.integers(1, 6),
+    "batch_size": st.integers(1, 7),
+    "world_size": st.integers(1, 3),
+}
+
+
 @settings(max_examples=80, deadline=None)
-@given(
-    seqs=st.lists(st.lists(st.integers(1, 9), min_size=0, max_size=15), min_size=1, max_size=30),
-    max_len=st.integers(1, 6),
-    batch_size=st.integers(1, 7),
-    world_size=st.integers(1, 3),
-    bucket_batches=st.none() | st.integers(1, 4),  # None: plain shuffle
-)
+@given(**BATCHING, bucket_batches=st.none() | st.integers(1, 4))  # None: plain shuffle
 def test_train_batches_partition_users_exactly(
     seqs, max_len, batch_size, world_size, bucket_batches
 ):
@@ -74,12 +77,7 @@ def test_train_batches_partition_users_exactly(
 
 
 @settings(max_examples=80, deadline=None)
-@given(
-    seqs=st.lists(st.lists(st.integers(1, 9), min_size=0, max_size=15), min_size=1, max_size=30),
-    max_len=st.integers(1, 6),
-    batch_size=st.integers(1, 7),
-    world_size=st.integers(1, 3),
-)
+@given(**BATCHING)
 def test_packed_batches_hold_the_same_users_each_in_its_own_segment(
     seqs, max_len, batch_size, world_size
 ):

@@ -71,17 +71,21 @@ class EvalBatch:
 @dataclass(frozen=True)
 class Placement:
     """Where each sequence of a batch goes: row ``row[i]``, columns from ``column[i]`` on, in
-    an array of ``shape`` (one sequence a row, or several packed into one)."""
+    an array of ``shape`` (one sequence a row, or several packed into one); ``order[i]`` is
+    its place among its row's sequences (1, 2, ...) and ``fill[r]`` the positions row r uses."""
 
     row: np.ndarray
     column: np.ndarray
+    order: np.ndarray
+    fill: np.ndarray
     shape: tuple[int, int]
 
     @staticmethod
     def one_per_row(lengths: np.ndarray) -> Placement:
         b = len(lengths)
         width = max(int(lengths.max()) if b else 0, 1)
-        return Placement(np.arange(b), np.zeros(b, dtype=np.int64), (b, width))
+        ones = np.ones(b, dtype=np.int64)
+        return Placement(np.arange(b), np.zeros(b, dtype=np.int64), ones, lengths, (b, width))
 
 
 def pack_rows(lengths: np.ndarray, capacity: int) -> Placement:
@@ -90,17 +94,18 @@ def pack_rows(lengths: np.ndarray, capacity: int) -> Placement:
     rows are as wide as the fullest one."""
     if len(lengths) and int(lengths.max()) > capacity:
         raise ValueError(f"a sequence of {int(lengths.max())} does not fit rows of {capacity}")
-    row = np.zeros(len(lengths), dtype=np.int64)
-    column = np.zeros(len(lengths), dtype=np.int64)
+    row, column, order = (np.zeros(len(lengths), dtype=np.int64) for _ in range(3))
     used = np.zeros(max(len(lengths), 1), dtype=np.int64)  # fill of each row opened so far
+    members = np.zeros_like(used)  # sequences in each row so far
     rows = 0
     for i in np.argsort(-lengths, kind="stable"):
         fits = np.flatnonzero(used[:rows] + lengths[i] <= capacity)
         r = int(fits[0]) if len(fits) else rows
         rows = max(rows, r + 1)
-        row[i], column[i] = r, used[r]
+        members[r] += 1
+        row[i], column[i], order[i] = r, used[r], members[r]
         used[r] += lengths[i]
-    return Placement(row, column, (rows, max(int(used.max()), 1)))
+    return Placement(row, column, order, used[:rows], (rows, max(int(used.max()), 1)))
 
 
 def _gather(
@@ -202,7 +207,7 @@ def train_batches(
             _tensor(items),
             _tensor(targets),
             _tensor(times),
-            _tensor(np.bincount(place.row, n, place.shape[0]).astype(np.int64) if pack else n),
+            _tensor(n if place is None else place.fill),
             _tensor(ratings),
             _tensor(target_ratings),
             _tensor(segments),
@@ -211,18 +216,14 @@ def train_batches(
 
 
 def _segments(place: Placement, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Segment ids (1-based within each row, in column order; 0 = padding) and positions
-    within each segment, as ``[B, N]`` arrays."""
-    rank = np.zeros(len(lengths), dtype=np.int64)  # order of each sequence within its row
-    by_place = np.lexsort((place.column, place.row))
-    first = np.searchsorted(place.row[by_place], place.row[by_place])
-    rank[by_place] = np.arange(len(lengths)) - first + 1
+    """Segment ids (``place.order``; 0 = padding) and positions within each segment, as
+    ``[B, N]`` arrays."""
     rows = np.repeat(place.row, lengths)
     within = ranges(np.zeros(len(lengths), dtype=np.int64), lengths)
     cols = np.repeat(place.column, lengths) + within
     segments = np.zeros(place.shape, dtype=np.int64)
     positions = np.zeros(place.shape, dtype=np.int64)
-    segments[rows, cols] = np.repeat(rank, lengths)
+    segments[rows, cols] = np.repeat(place.order, lengths)
     positions[rows, cols] = within
     return segments, positions
 

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from recscale.data.batching import Batch
 
 
 class RMSNorm(nn.Module):
@@ -123,6 +127,14 @@ def packed_attend(segments: torch.Tensor, positions: torch.Tensor) -> Attend:
     mask = (segments[:, :, None] == segments[:, None, :]) & causal & (segments > 0)[:, :, None]
     mask |= torch.eye(n, dtype=torch.bool, device=segments.device)
     return Attend(mask, positions, positions, segments=segments)
+
+
+def batch_attend(batch: Batch) -> Attend | None:
+    """Who attends to whom in a training batch: each user to itself in a packed batch, else
+    None (plain causal)."""
+    if batch.segments is None:
+        return None
+    return packed_attend(batch.segments, batch.positions)
 
 
 def rope_at(

@@ -34,7 +34,7 @@ from recscale.data import batching
 from recscale.data.splits import EvalSet
 from recscale.eval.evaluator import evaluate_metrics
 from recscale.eval.protocols import parse_protocol
-from recscale.models.attention import packed_attend
+from recscale.models.attention import batch_attend
 from recscale.train import checkpoint as ckpt
 from recscale.train import distributed
 from recscale.train.config import RunConfig, check_run_inputs
@@ -309,12 +309,9 @@ class Recipe:
         )
         batch = batching.to_device(batch, self.device)
         model = self.model
-        attend = None
-        if batch.segments is not None:
-            attend = packed_attend(batch.segments, batch.positions)
         with self.autocast:
             hidden = model.encode(
-                batch.items, batch.timestamps, batch.lengths, batch.ratings, attend
+                batch.items, batch.timestamps, batch.lengths, batch.ratings, batch_attend(batch)
             )
             loss_sum, count = self.loss_fn(model, hidden, batch.targets, self.sampler)
             if model.behaviour_head is not None:
