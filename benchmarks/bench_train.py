@@ -159,6 +159,17 @@ def catalogue_variants(skip_full_reference: bool) -> dict[str, Variant]:
     return variants
 
 
+# The Amazon baselines (issue 14): their per-position recipe against batch-shared negatives.
+SHARED_1024 = ("loss.shared_negatives=null", "loss.sharing=batch", "loss.num_negatives=1024")
+BASELINE = {
+    "fast": Variant(("loss.impl=fast",)),
+    "fast-packed": Variant(("loss.impl=fast", PACKED), reference="fast"),
+    "sampled-batch-1024": Variant(SHARED_1024, reference="fast"),
+    "sampled-batch-1024-packed": Variant((*SHARED_1024, PACKED), reference="fast"),
+}
+BASELINE_UNPACKED = {k: v for k, v in BASELINE.items() if not k.endswith("-packed")}
+
+
 def synthetic(num_items: int) -> Bench:
     variants = catalogue_variants(skip_full_reference=num_items >= 1_000_000)
     return Bench("synthetic", SYNTHETIC_BASE, variants, Synthetic(num_items))
@@ -171,6 +182,8 @@ CONFIGS: dict[str, Bench] = {
     "hstu-large-ml1m": Bench("configs/benchmarks/hstu-large-ml1m.yaml", (), REF_FAST),
     "hstu-d256-ml1m": Bench("configs/benchmarks/hstu-ml1m.yaml", D256, REF_FAST, max_steps=1),
     "sasrec-d256-ml1m": Bench("configs/benchmarks/sasrec-ml1m.yaml", D256, REF_FAST, max_steps=1),
+    "sasrec-ss-beauty": Bench("configs/benchmarks/sasrec-ss-beauty.yaml", (), BASELINE),
+    "esasrec-beauty": Bench("configs/benchmarks/esasrec-beauty.yaml", (), BASELINE_UNPACKED),
     "synthetic-18k": synthetic(18_400),
     "synthetic-100k": synthetic(100_000),
     "synthetic-1m": synthetic(1_000_000),

@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from recscale.models import ModelConfig, build_model
+from recscale.models.attention import Attend, packed_attend
 from recscale.models.esasrec import LiGRPositions
 from tests.models.model_cases import NUM_ITEMS, TINY, random_batch
 
@@ -120,6 +121,25 @@ def test_inverse_positions_count_back_from_the_most_recent_item() -> None:
         torch.testing.assert_close(absolute(x, torch.tensor([3, 1]))[1], absolute.table.weight[:4])
     with pytest.raises(ValueError, match="max_len"):
         positions(torch.zeros(1, 7, 4), torch.tensor([7]))
+
+
+def test_inverse_positions_in_a_packed_row_count_back_within_each_user() -> None:
+    positions = LiGRPositions(max_len=6, dim=4, dropout=0.0, inverse=True)
+    table = positions.table.weight
+    # one row: a user of 3 items, one of 2, then padding
+    attend = packed_attend(torch.tensor([[1, 1, 1, 2, 2, 0]]), torch.tensor([[0, 1, 2, 0, 1, 0]]))
+    with torch.no_grad():
+        out = positions(torch.zeros(1, 6, 4), torch.tensor([5]), attend)
+    torch.testing.assert_close(out[0, :5], table[[2, 1, 0, 1, 0]])
+
+
+def test_esasrec_takes_no_attend_but_a_packed_one() -> None:
+    model = build_model(ModelConfig.model_validate({**TINY, "backbone": "esasrec"}), NUM_ITEMS)
+    items = torch.tensor([[1, 2, 3, 4]])
+    causal = torch.ones(4, 4, dtype=torch.bool).tril()[None]
+    ranking = Attend(causal, torch.arange(4)[None], torch.arange(4)[None])
+    with pytest.raises(ValueError, match="packed batch only"):
+        model.encode(items, attend=ranking)
 
 
 def test_defaults_follow_the_rectools_ligr_layer() -> None:

@@ -9,13 +9,11 @@ from recscale.data.batching import train_batches
 from recscale.data.synthetic import markov_mixture
 from recscale.models import build_model
 from recscale.models.attention import packed_attend
-from recscale.models.encoder import ENCODERS
+from recscale.models.encoder import packing_backbones
 
 from .model_cases import HSTU_SWITCHES, VARIANTS, config
 
-PACKABLE = [
-    name for name, variant in VARIANTS.items() if ENCODERS.get(variant["backbone"]).supports_attend
-]
+PACKABLE = [name for name, case in VARIANTS.items() if case["backbone"] in packing_backbones()]
 MAX_LEN = 12
 
 

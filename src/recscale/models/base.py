@@ -136,7 +136,8 @@ class SequenceRecommender(nn.Module):
             behaviours: [B, N] behaviour value of each interaction (e.g. its rating); read
                 only by a model built with ``behaviour_levels``, which then requires it.
             attend: who attends to whom when not plain causal (e.g. ``packed_attend`` for
-                rows that hold several users); needs a backbone with ``supports_attend``.
+                rows that hold several users); needs a backbone with ``supports_attend`` (or,
+                for a packed batch, ``supports_packing``).
 
         Returns:
             [B, N, D]; position t depends only on positions <= t; padded positions are zero.

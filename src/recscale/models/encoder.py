@@ -37,6 +37,9 @@ class Encoder(nn.Module):
     # Whether forward takes ``attend`` (an arbitrary mask over cached keys, models/attention.py),
     # which the target-aware rankers and M-FALCON need.
     supports_attend: ClassVar[bool] = False
+    # Whether forward takes a packed batch's ``attend`` (``packed_attend``: causal within each
+    # segment, no cached keys); every backbone with ``supports_attend`` does.
+    supports_packing: ClassVar[bool] = False
 
     def forward(
         self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
@@ -63,6 +66,14 @@ ENCODERS: Registry[type[Encoder]] = Registry("backbone")
 
 
 def attend_backbones() -> list[str]:
-    """The backbones whose encoder takes ``attend`` (target-aware ranking, M-FALCON, packed
-    batches)."""
+    """The backbones whose encoder takes ``attend`` (target-aware ranking, M-FALCON)."""
     return [n for n in ENCODERS.names() if ENCODERS.get(n).supports_attend]
+
+
+def packing_backbones() -> list[str]:
+    """The backbones that train on packed batches (``train.pack_batches``)."""
+    return [
+        n
+        for n in ENCODERS.names()
+        if ENCODERS.get(n).supports_attend or ENCODERS.get(n).supports_packing
+    ]

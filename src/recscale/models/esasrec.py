@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recscale.models.attention import CausalSelfAttention, layer_norm
+from recscale.models.attention import Attend, CausalSelfAttention, layer_norm
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 
@@ -42,16 +42,30 @@ class LiGRPositions(nn.Module):
         nn.init.xavier_normal_(self.table.weight)  # RecTools xavier-normal-inits every matrix
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """x: [B, N, D], lengths: [B] -> [B, N, D]; N must not exceed max_len."""
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, attend: Attend | None = None
+    ) -> torch.Tensor:
+        """x: [B, N, D], lengths: [B] -> [B, N, D]; N must not exceed max_len. A packed
+        batch's ``attend`` gives each token's position within its own user."""
         n = x.shape[1]
         if n > self.table.num_embeddings:
             raise ValueError(f"sequence length {n} exceeds max_len {self.table.num_embeddings}")
-        if not self.inverse:
-            return self.drop(x + self.table.weight[:n])
-        t = torch.arange(n, device=x.device)
-        index = (lengths.to(x.device)[:, None] - 1 - t).clamp(min=0)  # padding -> row 0, unused
-        return self.drop(x + self.table(index))
+        if attend is None:
+            if not self.inverse:
+                return self.drop(x + self.table.weight[:n])
+            index = lengths.to(x.device)[:, None] - 1 - torch.arange(n, device=x.device)
+        elif not self.inverse:
+            index = attend.positions
+        else:
+            index = _segment_lengths(attend.segments) - 1 - attend.positions
+        return self.drop(x + self.table(index.clamp(min=0)))  # padding -> row 0, unused
+
+
+def _segment_lengths(segments: torch.Tensor) -> torch.Tensor:
+    """[B, N] segment ids -> [B, N] the length of each token's segment."""
+    counts = torch.zeros(segments.shape[0], segments.shape[1] + 1, dtype=torch.int64)
+    counts = counts.to(segments.device).scatter_add_(1, segments, torch.ones_like(segments))
+    return counts.gather(1, segments)
 
 
 class LiGRFFN(nn.Module):
@@ -82,16 +96,22 @@ class LiGRBlock(nn.Module):
         self.gate2 = nn.Linear(cfg.dim, cfg.dim)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [B, N, D] -> [B, N, D]."""
+    def forward(
+        self, x: torch.Tensor, attend: Attend | None = None, layer: int = 0
+    ) -> torch.Tensor:
+        """x: [B, N, D] -> [B, N, D] (causal, or within each packed segment)."""
         # LiGR gated residuals (RecTools LiGRLayer.forward): the gate sees the un-normed stream.
-        x = x + torch.sigmoid(self.gate1(x)) * self.drop(self.attn(self.norm1(x)))
+        attended = self.attn(self.norm1(x), attend=attend, layer=layer)
+        x = x + torch.sigmoid(self.gate1(x)) * self.drop(attended)
         return x + torch.sigmoid(self.gate2(x)) * self.drop(self.ffn(self.norm2(x)))
 
 
 @ENCODERS.register("esasrec")
 class ESASRec(Encoder):
     scale_inputs = False  # RecTools feeds the item vectors as they are
+    # Packed rows only: its inverse positions count back from each user's last item, which
+    # a ranking or M-FALCON attend (candidates after cached keys) does not define.
+    supports_packing = True
     default_ffn_mult = 4.0  # RecTools ff_factors_multiplier; the benchmark's Beauty / ML-1M choice
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -110,12 +130,19 @@ class ESASRec(Encoder):
                 nn.init.zeros_(param)
 
     def forward(
-        self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
+        self,
+        x: torch.Tensor,
+        timestamps: torch.Tensor | None,
+        lengths: torch.Tensor,
+        attend: Attend | None = None,
     ) -> torch.Tensor:
-        """x: [B, N, D] item vectors, lengths: [B] -> [B, N, D]; timestamps are not used."""
-        x = self.positions(x, lengths)
-        for block in self.blocks:
-            x = block(x)
+        """x: [B, N, D] item vectors, lengths: [B] -> [B, N, D]; timestamps are not used.
+        ``attend``: a packed batch's (``packed_attend``), nothing else."""
+        if attend is not None and (attend.segments is None or attend.past is not None):
+            raise ValueError("eSASRec takes the attend of a packed batch only")
+        x = self.positions(x, lengths, attend)
+        for i, block in enumerate(self.blocks):
+            x = block(x, attend, i)
         return x if self.final_norm is None else self.final_norm(x)
 
     @staticmethod

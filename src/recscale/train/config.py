@@ -24,7 +24,7 @@ from recscale.errors import RecscaleError
 from recscale.eval.metrics import metric_names
 from recscale.eval.protocols import parse_protocol
 from recscale.models import ModelConfig
-from recscale.models.encoder import attend_backbones
+from recscale.models.encoder import attend_backbones, packing_backbones
 from recscale.models.generative import GENERATIVE_BACKBONES
 from recscale.train.data import SPLITS
 from recscale.train.losses import LossConfig
@@ -212,7 +212,7 @@ class TrainConfig(StrictModel):
     bucket_batches: int | None = Field(None, ge=1)
     # Packed batches: each batch's users packed several to a row, each attending only to
     # itself, so padding costs almost nothing and the step computes what the padded batch
-    # would (backbones with supports_attend).
+    # would (models.encoder.packing_backbones).
     pack_batches: bool = False
     eval_every: int = Field(1, ge=1)
     patience: int | None = Field(
@@ -273,10 +273,10 @@ class RunConfig(StrictModel):
     def _packing(self) -> RunConfig:
         if not self.train.pack_batches:
             return self
-        if not self.model.encoder_class.supports_attend:
+        if self.model.backbone not in packing_backbones():
             raise ValueError(
                 f"train.pack_batches: model.backbone {self.model.backbone!r} cannot keep "
-                f"packed users apart; allowed: {', '.join(attend_backbones())}"
+                f"packed users apart; allowed: {', '.join(packing_backbones())}"
             )
         if self.train.bucket_batches is not None:
             raise ValueError("set train.pack_batches or train.bucket_batches, not both")
