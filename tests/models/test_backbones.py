@@ -226,3 +226,26 @@ def test_item_text_enters_item_vectors_through_a_learned_projection() -> None:
         model.set_item_text(torch.zeros(3, 6))
     with pytest.raises(ValueError, match="text_dim"):
         _model("hstu").set_item_text(text)
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "hstu", "llama"])
+def test_scale_inputs_overrides_the_backbone_rule(backbone: str) -> None:
+    default = _model(backbone)
+    flipped = _model(backbone, scale_inputs=not type(default.encoder).scale_inputs)
+    scales = sorted([default._input_scale, flipped._input_scale])
+    assert scales == [1.0, pytest.approx(default.cfg.dim**0.5)]
+
+
+def test_sasrec_final_norm_normalises_the_last_hidden_states() -> None:
+    model = _model("sasrec", sasrec={"final_norm": True}).eval()
+    assert model.encoder.final_norm is not None
+    items, timestamps, lengths = random_batch(3, 6, [6, 4, 2])
+    with torch.no_grad():
+        hidden = model.encode(items, timestamps, lengths)
+    real = hidden[items != 0]
+    # a gain-free LayerNorm: every real position has mean 0 and variance 1 across D
+    torch.testing.assert_close(real.mean(-1), torch.zeros(len(real)), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        real.var(-1, unbiased=False), torch.ones(len(real)), atol=1e-3, rtol=0
+    )
+    assert _model("sasrec").encoder.final_norm is None

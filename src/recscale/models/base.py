@@ -7,8 +7,6 @@ states. Logits are ``query_vectors(hidden) @ item_vectors().T / temperature``.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -73,7 +71,7 @@ class SequenceRecommender(nn.Module):
             if cfg.predict_behaviour:
                 self.behaviour_head = nn.Linear(2 * cfg.dim, levels)
         self.encoder = encoder
-        self._input_scale = math.sqrt(cfg.dim) if encoder.scale_inputs else 1.0
+        self._input_scale = encoder.input_scale(cfg)
 
     def set_item_features(self, table: torch.Tensor) -> None:
         """table: [num_items + 1, item_feature_slots] feature ids in 0..num_item_features."""

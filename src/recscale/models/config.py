@@ -58,6 +58,9 @@ class SASRecOptions(StrictModel):
     activation: Literal["relu", "gelu"] = "relu"
     # generative-recommenders uses F.layer_norm without gain/bias (eps 1e-8).
     norm_affine: bool = False
+    # A LayerNorm after the last block; None = only in the "pre" layout. RecTools' SASRec
+    # (the eSASRec benchmark's SASRec+SS) has one after the "sasrec" layout too.
+    final_norm: bool | None = None
 
 
 class ESASRecOptions(StrictModel):
@@ -130,6 +133,9 @@ class ModelConfig(StrictModel):
     # auxiliary target, weighted by loss.behaviour_weight.
     predict_behaviour: bool = False
     init_std: float = Field(0.02, gt=0.0)
+    # Multiply input item vectors by sqrt(dim); None = the backbone's own rule (SASRec and
+    # HSTU code scale, RecTools' SASRec does not).
+    scale_inputs: bool | None = None
 
     hstu: HSTUOptions = Field(default_factory=HSTUOptions)
     sasrec: SASRecOptions = Field(default_factory=SASRecOptions)

@@ -7,6 +7,7 @@ parameter and FLOP formulas, so adding a backbone is one decorated class in one 
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -45,6 +46,13 @@ class Encoder(nn.Module):
         self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
     ) -> torch.Tensor:
         raise NotImplementedError
+
+    @classmethod
+    def input_scale(cls, cfg: ModelConfig) -> float:
+        """What the item vectors are multiplied by before the encoder: sqrt(D) where
+        ``cfg.scale_inputs`` (or, left unset, the backbone's ``scale_inputs``) says so."""
+        scale = cls.scale_inputs if cfg.scale_inputs is None else cfg.scale_inputs
+        return math.sqrt(cfg.dim) if scale else 1.0
 
     @staticmethod
     def uses_rope(cfg: ModelConfig) -> bool:

@@ -11,7 +11,6 @@ Shapes: ``B`` batch, ``N`` items per history, ``L'`` codes per item, ``T`` token
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 
 import torch
@@ -71,7 +70,7 @@ class SemanticIdRetriever(nn.Module):
         self.token_emb = embedding_table(self.vocab_size, cfg.dim, cfg.init_std)
         self.out_emb = None if cfg.tied else embedding_table(self.vocab_size, cfg.dim, cfg.init_std)
         self.encoder = ENCODERS.get(cfg.backbone)(self.token_cfg)
-        self._input_scale = math.sqrt(cfg.dim) if self.encoder.scale_inputs else 1.0
+        self._input_scale = self.encoder.input_scale(cfg)
         self.temperature = float(cfg.temperature)
 
         self.register_buffer("codes", torch.from_numpy(sids.codes.copy()))

@@ -115,7 +115,7 @@ class TargetAwareRanker(nn.Module):
         self.action_emb = embedding_table(3, cfg.dim, cfg.init_std) if interleave else None
         self.encoder = encoder_class(cfg)
         self.scorer = SCORERS.get(scorer)(cfg.dim)
-        self._input_scale = math.sqrt(cfg.dim) if encoder_class.scale_inputs else 1.0
+        self._input_scale = encoder_class.input_scale(cfg)
 
     @property
     def history_window(self) -> int:

@@ -27,6 +27,11 @@ from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 
 
+def _has_final_norm(cfg: ModelConfig) -> bool:
+    final = cfg.sasrec.final_norm
+    return cfg.sasrec.norm == "pre" if final is None else final
+
+
 class SASRecBlock(nn.Module):
     def __init__(self, cfg: ModelConfig, dropout: float) -> None:
         super().__init__()
@@ -65,9 +70,7 @@ class SASRec(Encoder):
         )
         self.blocks = nn.ModuleList(SASRecBlock(cfg, p) for p in cfg.layer_dropouts())
         self.final_norm = (
-            layer_norm(cfg.dim, cfg.sasrec.norm_affine, eps=1e-8)
-            if cfg.sasrec.norm == "pre"
-            else None
+            layer_norm(cfg.dim, cfg.sasrec.norm_affine, eps=1e-8) if _has_final_norm(cfg) else None
         )
         # as generative-recommenders: xavier-normal weights, nn.MultiheadAttention's zero biases
         for name, param in self.blocks.named_parameters():
@@ -94,7 +97,7 @@ class SASRec(Encoder):
         d, f = cfg.dim, cfg.ffn_dim
         norm = 2 * d if cfg.sasrec.norm_affine else 0
         per_block = (4 * d * d + 4 * d) + (2 * d * f + f + d) + 2 * norm
-        final = norm if cfg.sasrec.norm == "pre" else 0
+        final = norm if _has_final_norm(cfg) else 0
         return cfg.layers * per_block + final, cfg.max_len * d
 
     @staticmethod
