@@ -35,11 +35,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "sasrec": {"backbone": "sasrec"},
     "sasrec-pre": {"backbone": "sasrec", "sasrec": {"norm": "pre", "norm_affine": True}},
     "sasrec-post": {"backbone": "sasrec", "sasrec": {"norm": "post", "activation": "gelu"}},
-    # RecTools' SASRec: affine norms, a norm after the last block, unscaled item vectors.
+    # RecTools' SASRec: affine norms, a norm after the last block, unscaled item vectors,
+    # positions counted back from the last item.
     "sasrec-rectools": {
         "backbone": "sasrec",
         "scale_inputs": False,
-        "sasrec": {"norm_affine": True, "final_norm": True},
+        "sasrec": {"norm_affine": True, "final_norm": True, "positions": "inverse"},
     },
     "esasrec": {"backbone": "esasrec"},
     "esasrec-absolute-gelu": {

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from recscale.models import SequenceRecommender, build_model
+from recscale.models.attention import Attend
 from tests.models.model_cases import NUM_ITEMS, VARIANTS, config, random_batch
 
 NAMES = sorted(VARIANTS)
@@ -249,3 +250,17 @@ def test_sasrec_final_norm_normalises_the_last_hidden_states() -> None:
         real.var(-1, unbiased=False), torch.ones(len(real)), atol=1e-3, rtol=0
     )
     assert _model("sasrec").encoder.final_norm is None
+
+
+def test_sasrec_inverse_positions_give_the_last_item_row_zero() -> None:
+    model = _model("sasrec", sasrec={"positions": "inverse"})
+    model.encoder.blocks = torch.nn.ModuleList()  # inputs reach the output unchanged
+    items = torch.tensor([[3, 4, 5], [5, 0, 0]])
+    with torch.no_grad():
+        hidden = model.encode(items, None, torch.tensor([3, 1]))
+    # no blocks: the hidden state is item·sqrt(D) + its position row, and both users end in item 5
+    torch.testing.assert_close(hidden[0, 2], hidden[1, 0])
+    causal = torch.ones(3, 3, dtype=torch.bool).tril()[None]
+    ranking = Attend(causal, torch.arange(3)[None], torch.arange(3)[None])
+    with pytest.raises(ValueError, match="absolute"):
+        model.encoder(torch.zeros(1, 3, 16), None, torch.tensor([3]), ranking)

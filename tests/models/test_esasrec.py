@@ -9,8 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from recscale.models import ModelConfig, build_model
-from recscale.models.attention import Attend, packed_attend
-from recscale.models.esasrec import LiGRPositions
+from recscale.models.attention import Attend
 from tests.models.model_cases import NUM_ITEMS, TINY, random_batch
 
 
@@ -106,31 +105,6 @@ def test_closed_gates_make_blocks_the_identity() -> None:
         inputs = model.encoder.positions(model.item_emb(items), lengths)
     valid = items != 0
     torch.testing.assert_close(hidden[valid], inputs[valid])
-
-
-def test_inverse_positions_count_back_from_the_most_recent_item() -> None:
-    positions = LiGRPositions(max_len=6, dim=4, dropout=0.0, inverse=True)
-    table = positions.table.weight
-    x = torch.zeros(2, 4, 4)
-    with torch.no_grad():
-        out = positions(x, torch.tensor([3, 1]))
-    torch.testing.assert_close(out[0, :3], table[[2, 1, 0]])
-    torch.testing.assert_close(out[1, 0], table[0])
-    absolute = LiGRPositions(max_len=6, dim=4, dropout=0.0, inverse=False)
-    with torch.no_grad():
-        torch.testing.assert_close(absolute(x, torch.tensor([3, 1]))[1], absolute.table.weight[:4])
-    with pytest.raises(ValueError, match="max_len"):
-        positions(torch.zeros(1, 7, 4), torch.tensor([7]))
-
-
-def test_inverse_positions_in_a_packed_row_count_back_within_each_user() -> None:
-    positions = LiGRPositions(max_len=6, dim=4, dropout=0.0, inverse=True)
-    table = positions.table.weight
-    # one row: a user of 3 items, one of 2, then padding
-    attend = packed_attend(torch.tensor([[1, 1, 1, 2, 2, 0]]), torch.tensor([[0, 1, 2, 0, 1, 0]]))
-    with torch.no_grad():
-        out = positions(torch.zeros(1, 6, 4), torch.tensor([5]), attend)
-    torch.testing.assert_close(out[0, :5], table[[2, 1, 0, 1, 0]])
 
 
 def test_esasrec_takes_no_attend_but_a_packed_one() -> None:

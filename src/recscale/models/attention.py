@@ -269,3 +269,51 @@ class AbsolutePositions(nn.Module):
         if positions is None:
             return self.drop(x + self.table.weight[:n])
         return self.drop(x + self.table(positions))
+
+
+class LearnedPositions(nn.Module):
+    """Learned position table added to the inputs, then embedding dropout.
+
+    ``inverse`` counts back from each row's most recent item (index ``length - 1 - t``): what
+    RecTools' ``LearnableInversePositionalEncoding`` gives on its left-padded windows. Otherwise
+    index ``t`` counts from the first item of the window, as SASRec does.
+    """
+
+    def __init__(
+        self, max_len: int, dim: int, dropout: float, inverse: bool, std: float | None = None
+    ) -> None:
+        """``std``: truncated-normal (±2 std) init; None = xavier-normal, as RecTools inits
+        every matrix."""
+        super().__init__()
+        self.inverse = inverse
+        self.table = nn.Embedding(max_len, dim)
+        if std is None:
+            nn.init.xavier_normal_(self.table.weight)
+        else:
+            nn.init.trunc_normal_(self.table.weight, std=std, a=-2 * std, b=2 * std)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(
+        self, x: torch.Tensor, lengths: torch.Tensor, attend: Attend | None = None
+    ) -> torch.Tensor:
+        """x: [B, N, D], lengths: [B] -> [B, N, D]; N must not exceed max_len. A packed
+        batch's ``attend`` gives each token's position within its own user."""
+        n = x.shape[1]
+        if n > self.table.num_embeddings:
+            raise ValueError(f"sequence length {n} exceeds max_len {self.table.num_embeddings}")
+        if attend is None:
+            if not self.inverse:
+                return self.drop(x + self.table.weight[:n])
+            index = lengths.to(x.device)[:, None] - 1 - torch.arange(n, device=x.device)
+        elif not self.inverse:
+            index = attend.positions
+        else:
+            index = _segment_lengths(attend.segments) - 1 - attend.positions
+        return self.drop(x + self.table(index.clamp(min=0)))  # padding -> row 0, unused
+
+
+def _segment_lengths(segments: torch.Tensor) -> torch.Tensor:
+    """[B, N] segment ids -> [B, N] the length of each token's segment."""
+    counts = torch.zeros(segments.shape[0], segments.shape[1] + 1, dtype=torch.int64)
+    counts = counts.to(segments.device).scatter_add_(1, segments, torch.ones_like(segments))
+    return counts.gather(1, segments)

@@ -61,6 +61,10 @@ class SASRecOptions(StrictModel):
     # A LayerNorm after the last block; None = only in the "pre" layout. RecTools' SASRec
     # (the eSASRec benchmark's SASRec+SS) has one after the "sasrec" layout too.
     final_norm: bool | None = None
+    # "absolute": position 0 is the first item of the window (generative-recommenders);
+    # "inverse": position 0 is the most recent item, what the original code's and RecTools'
+    # tables index on their left-padded windows.
+    positions: Literal["absolute", "inverse"] = "absolute"
 
 
 class ESASRecOptions(StrictModel):

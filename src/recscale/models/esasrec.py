@@ -22,50 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recscale.models.attention import Attend, CausalSelfAttention, layer_norm
+from recscale.models.attention import Attend, CausalSelfAttention, LearnedPositions, layer_norm
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
-
-
-class LiGRPositions(nn.Module):
-    """Learned position table added to the inputs, then embedding dropout.
-
-    ``inverse`` counts back from each row's most recent item (index ``length - 1 - t``): what
-    RecTools' ``LearnableInversePositionalEncoding`` gives on its left-padded windows. Otherwise
-    index ``t`` counts from the first item of the window, as SASRec does.
-    """
-
-    def __init__(self, max_len: int, dim: int, dropout: float, inverse: bool) -> None:
-        super().__init__()
-        self.inverse = inverse
-        self.table = nn.Embedding(max_len, dim)
-        nn.init.xavier_normal_(self.table.weight)  # RecTools xavier-normal-inits every matrix
-        self.drop = nn.Dropout(dropout)
-
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor, attend: Attend | None = None
-    ) -> torch.Tensor:
-        """x: [B, N, D], lengths: [B] -> [B, N, D]; N must not exceed max_len. A packed
-        batch's ``attend`` gives each token's position within its own user."""
-        n = x.shape[1]
-        if n > self.table.num_embeddings:
-            raise ValueError(f"sequence length {n} exceeds max_len {self.table.num_embeddings}")
-        if attend is None:
-            if not self.inverse:
-                return self.drop(x + self.table.weight[:n])
-            index = lengths.to(x.device)[:, None] - 1 - torch.arange(n, device=x.device)
-        elif not self.inverse:
-            index = attend.positions
-        else:
-            index = _segment_lengths(attend.segments) - 1 - attend.positions
-        return self.drop(x + self.table(index.clamp(min=0)))  # padding -> row 0, unused
-
-
-def _segment_lengths(segments: torch.Tensor) -> torch.Tensor:
-    """[B, N] segment ids -> [B, N] the length of each token's segment."""
-    counts = torch.zeros(segments.shape[0], segments.shape[1] + 1, dtype=torch.int64)
-    counts = counts.to(segments.device).scatter_add_(1, segments, torch.ones_like(segments))
-    return counts.gather(1, segments)
 
 
 class LiGRFFN(nn.Module):
@@ -117,7 +76,7 @@ class ESASRec(Encoder):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         opts = cfg.esasrec
-        self.positions = LiGRPositions(
+        self.positions = LearnedPositions(
             cfg.max_len, cfg.dim, cfg.emb_dropout, inverse=opts.positions == "inverse"
         )
         self.blocks = nn.ModuleList(LiGRBlock(cfg, p) for p in cfg.layer_dropouts())

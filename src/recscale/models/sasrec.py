@@ -1,6 +1,7 @@
 """SASRec (Kang & McAuley, ICDM 2018) as re-implemented in generative-recommenders.
 
-Learned absolute positions over item·sqrt(D), causal softmax multi-head attention and a
+Learned positions (counted from the window's first item, or with ``sasrec.positions="inverse"``
+back from its last) over item·sqrt(D), causal softmax multi-head attention and a
 point-wise FFN (ReLU, width D by default) per block, dropout on the attention weights and
 in the FFN. The default block layout (``sasrec.norm="sasrec"``) is the original code's::
 
@@ -20,6 +21,7 @@ from recscale.models.attention import (
     AbsolutePositions,
     Attend,
     CausalSelfAttention,
+    LearnedPositions,
     PointwiseFFN,
     layer_norm,
 )
@@ -65,8 +67,12 @@ class SASRec(Encoder):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.positions = AbsolutePositions(
-            cfg.max_len, cfg.dim, cfg.emb_dropout, std=math.sqrt(1.0 / cfg.dim)
+        std = math.sqrt(1.0 / cfg.dim)
+        self.inverse_positions = cfg.sasrec.positions == "inverse"
+        self.positions = (
+            LearnedPositions(cfg.max_len, cfg.dim, cfg.emb_dropout, inverse=True, std=std)
+            if self.inverse_positions
+            else AbsolutePositions(cfg.max_len, cfg.dim, cfg.emb_dropout, std=std)
         )
         self.blocks = nn.ModuleList(SASRecBlock(cfg, p) for p in cfg.layer_dropouts())
         self.final_norm = (
@@ -87,7 +93,16 @@ class SASRec(Encoder):
         attend: Attend | None = None,
     ) -> torch.Tensor:
         """x: [B, N, D] scaled item vectors -> [B, N, D]; timestamps are not used."""
-        x = self.positions(x, None if attend is None else attend.positions)
+        if not self.inverse_positions:
+            x = self.positions(x, None if attend is None else attend.positions)
+        elif attend is None or (attend.segments is not None and attend.past is None):
+            x = self.positions(x, lengths, attend)
+        else:
+            # counting back from the last item is undefined for candidates after cached keys
+            raise ValueError(
+                "sasrec.positions 'inverse' takes no attend but a packed batch's; "
+                "ranking and M-FALCON need sasrec.positions 'absolute'"
+            )
         for i, block in enumerate(self.blocks):
             x = block(x, attend, i)
         return x if self.final_norm is None else self.final_norm(x)
