@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from recscale.models import ModelConfig, build_model
-from recscale.models.attention import Attend
+from recscale.models.attention import Attend, position_ids
 from tests.models.model_cases import NUM_ITEMS, TINY, random_batch
 
 
@@ -102,7 +102,8 @@ def test_closed_gates_make_blocks_the_identity() -> None:
                 gate.bias.fill_(-1e4)
         items, _, lengths = random_batch(2, 5, [5, 3])
         hidden = model.encode(items, None, lengths)
-        inputs = model.encoder.positions(model.item_emb(items), lengths)
+        index = position_ids(True, lengths, items.shape[1], None)
+        inputs = model.encoder.positions(model.item_emb(items), index)
     valid = items != 0
     torch.testing.assert_close(hidden[valid], inputs[valid])
 

@@ -247,12 +247,17 @@ class SwiGLU(nn.Module):
 
 
 class AbsolutePositions(nn.Module):
-    """Learned absolute position table added to the inputs, then embedding dropout."""
+    """Learned position table added to the inputs, then embedding dropout."""
 
-    def __init__(self, max_len: int, dim: int, dropout: float, std: float) -> None:
+    def __init__(self, max_len: int, dim: int, dropout: float, std: float | None) -> None:
+        """``std``: truncated-normal (±2 std) init; None = xavier-normal, as RecTools inits
+        every matrix."""
         super().__init__()
         self.table = nn.Embedding(max_len, dim)
-        nn.init.trunc_normal_(self.table.weight, std=std, a=-2 * std, b=2 * std)
+        if std is None:
+            nn.init.xavier_normal_(self.table.weight)
+        else:
+            nn.init.trunc_normal_(self.table.weight, std=std, a=-2 * std, b=2 * std)
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
@@ -271,45 +276,29 @@ class AbsolutePositions(nn.Module):
         return self.drop(x + self.table(positions))
 
 
-class LearnedPositions(nn.Module):
-    """Learned position table added to the inputs, then embedding dropout.
+def position_ids(
+    from_last: bool, lengths: torch.Tensor, n: int, attend: Attend | None
+) -> torch.Tensor | None:
+    """[B, N] position ids for :class:`AbsolutePositions` (None: 0..N-1 in every row).
 
-    ``inverse`` counts back from each row's most recent item (index ``length - 1 - t``): what
-    RecTools' ``LearnableInversePositionalEncoding`` gives on its left-padded windows. Otherwise
-    index ``t`` counts from the first item of the window, as SASRec does.
+    Counted from each window's first item, or with ``from_last`` back from each user's most
+    recent item (0 = the last), what RecTools' ``LearnableInversePositionalEncoding`` gives on
+    its left-padded windows: ``lengths`` [B] for right-padded rows of width ``n``, or within
+    each user of a packed batch's ``attend``; padding gets id 0 (its output is unused). Other
+    attends (ranking candidates, M-FALCON's cached keys) have no last item to count from.
     """
-
-    def __init__(
-        self, max_len: int, dim: int, dropout: float, inverse: bool, std: float | None = None
-    ) -> None:
-        """``std``: truncated-normal (±2 std) init; None = xavier-normal, as RecTools inits
-        every matrix."""
-        super().__init__()
-        self.inverse = inverse
-        self.table = nn.Embedding(max_len, dim)
-        if std is None:
-            nn.init.xavier_normal_(self.table.weight)
-        else:
-            nn.init.trunc_normal_(self.table.weight, std=std, a=-2 * std, b=2 * std)
-        self.drop = nn.Dropout(dropout)
-
-    def forward(
-        self, x: torch.Tensor, lengths: torch.Tensor, attend: Attend | None = None
-    ) -> torch.Tensor:
-        """x: [B, N, D], lengths: [B] -> [B, N, D]; N must not exceed max_len. A packed
-        batch's ``attend`` gives each token's position within its own user."""
-        n = x.shape[1]
-        if n > self.table.num_embeddings:
-            raise ValueError(f"sequence length {n} exceeds max_len {self.table.num_embeddings}")
-        if attend is None:
-            if not self.inverse:
-                return self.drop(x + self.table.weight[:n])
-            index = lengths.to(x.device)[:, None] - 1 - torch.arange(n, device=x.device)
-        elif not self.inverse:
-            index = attend.positions
-        else:
-            index = _segment_lengths(attend.segments) - 1 - attend.positions
-        return self.drop(x + self.table(index.clamp(min=0)))  # padding -> row 0, unused
+    if not from_last:
+        return None if attend is None else attend.positions
+    if attend is None:
+        index = lengths[:, None] - 1 - torch.arange(n, device=lengths.device)
+    elif attend.segments is not None and attend.past is None:
+        index = _segment_lengths(attend.segments) - 1 - attend.positions
+    else:
+        raise ValueError(
+            "positions counted back from the last item take no attend but a packed batch's; "
+            "ranking and M-FALCON need absolute positions"
+        )
+    return index.clamp(min=0)
 
 
 def _segment_lengths(segments: torch.Tensor) -> torch.Tensor:

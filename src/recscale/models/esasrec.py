@@ -22,7 +22,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recscale.models.attention import Attend, CausalSelfAttention, LearnedPositions, layer_norm
+from recscale.models.attention import (
+    AbsolutePositions,
+    Attend,
+    CausalSelfAttention,
+    layer_norm,
+    position_ids,
+)
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 
@@ -76,9 +82,8 @@ class ESASRec(Encoder):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         opts = cfg.esasrec
-        self.positions = LearnedPositions(
-            cfg.max_len, cfg.dim, cfg.emb_dropout, inverse=opts.positions == "inverse"
-        )
+        self.inverse_positions = opts.positions == "inverse"
+        self.positions = AbsolutePositions(cfg.max_len, cfg.dim, cfg.emb_dropout, std=None)
         self.blocks = nn.ModuleList(LiGRBlock(cfg, p) for p in cfg.layer_dropouts())
         self.final_norm = layer_norm(cfg.dim, affine=True) if opts.final_norm else None
         # RecTools: xavier-normal matrices; nn.MultiheadAttention's zero in/out biases.
@@ -99,7 +104,8 @@ class ESASRec(Encoder):
         ``attend``: a packed batch's (``packed_attend``), nothing else."""
         if attend is not None and (attend.segments is None or attend.past is not None):
             raise ValueError("eSASRec takes the attend of a packed batch only")
-        x = self.positions(x, lengths, attend)
+        index = position_ids(self.inverse_positions, lengths.to(x.device), x.shape[1], attend)
+        x = self.positions(x, index)
         for i, block in enumerate(self.blocks):
             x = block(x, attend, i)
         return x if self.final_norm is None else self.final_norm(x)

@@ -21,9 +21,9 @@ from recscale.models.attention import (
     AbsolutePositions,
     Attend,
     CausalSelfAttention,
-    LearnedPositions,
     PointwiseFFN,
     layer_norm,
+    position_ids,
 )
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
@@ -67,12 +67,9 @@ class SASRec(Encoder):
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        std = math.sqrt(1.0 / cfg.dim)
         self.inverse_positions = cfg.sasrec.positions == "inverse"
-        self.positions = (
-            LearnedPositions(cfg.max_len, cfg.dim, cfg.emb_dropout, inverse=True, std=std)
-            if self.inverse_positions
-            else AbsolutePositions(cfg.max_len, cfg.dim, cfg.emb_dropout, std=std)
+        self.positions = AbsolutePositions(
+            cfg.max_len, cfg.dim, cfg.emb_dropout, std=math.sqrt(1.0 / cfg.dim)
         )
         self.blocks = nn.ModuleList(SASRecBlock(cfg, p) for p in cfg.layer_dropouts())
         self.final_norm = (
@@ -93,16 +90,8 @@ class SASRec(Encoder):
         attend: Attend | None = None,
     ) -> torch.Tensor:
         """x: [B, N, D] scaled item vectors -> [B, N, D]; timestamps are not used."""
-        if not self.inverse_positions:
-            x = self.positions(x, None if attend is None else attend.positions)
-        elif attend is None or (attend.segments is not None and attend.past is None):
-            x = self.positions(x, lengths, attend)
-        else:
-            # counting back from the last item is undefined for candidates after cached keys
-            raise ValueError(
-                "sasrec.positions 'inverse' takes no attend but a packed batch's; "
-                "ranking and M-FALCON need sasrec.positions 'absolute'"
-            )
+        index = position_ids(self.inverse_positions, lengths.to(x.device), x.shape[1], attend)
+        x = self.positions(x, index)
         for i, block in enumerate(self.blocks):
             x = block(x, attend, i)
         return x if self.final_norm is None else self.final_norm(x)
