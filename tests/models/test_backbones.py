@@ -82,6 +82,33 @@ def test_gradients_reach_every_parameter(name: str) -> None:
         assert param.grad.abs().sum() > 0, pname
 
 
+@pytest.mark.parametrize("name", NAMES)
+def test_encode_last_equals_the_full_output_at_each_rows_last_position(name: str) -> None:
+    # The HSTU backbones compute only the last query in their final layer; the others gather.
+    model = _model(name)
+    for layer in getattr(model.encoder, "layers", []):  # bias tables that matter at this size
+        if getattr(layer, "rab", None) is not None:
+            torch.nn.init.normal_(layer.rab.pos_w, std=1.0)
+            if layer.rab.time_w is not None:
+                torch.nn.init.normal_(layer.rab.time_w, std=1.0)
+    items, ts, lengths = random_batch(4, 9, [9, 5, 1, 0], seed=2)
+    rows, last = torch.arange(4), (lengths - 1).clamp(min=0)
+    full = model.encode(items, ts, lengths)[rows, last]
+    fast = model.encode_last(items, ts, lengths)
+    torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
+    assert fast[3].abs().max() == 0, "an empty row's query is zero, as encode gives it"
+    weights = torch.randn_like(full)
+    grads = [
+        torch.autograd.grad((out * weights).sum(), list(model.parameters()), allow_unused=True)
+        for out in (full, fast)
+    ]
+    for p, g_full, g_fast in zip(model.parameters(), *grads, strict=True):
+        if g_full is None:
+            assert g_fast is None or g_fast.abs().max() == 0
+            continue
+        torch.testing.assert_close(g_fast, g_full, rtol=1e-4, atol=1e-5, msg=f"{p.shape}")
+
+
 def test_scoring_contract() -> None:
     model = _model("hstu-untied-cosine")
     items, ts, lengths = random_batch(2, 5, [5, 2])

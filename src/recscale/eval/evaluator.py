@@ -287,11 +287,14 @@ def _queries(model: Recommender, batch: Any, device: torch.device) -> torch.Tens
     inputs = [batch.items.to(device), timestamps, lengths]
     if getattr(model, "behaviour_emb", None) is not None:  # a multi-behaviour model
         inputs.append(None if batch.ratings is None else batch.ratings.to(device))
-    hidden = model.encode(*inputs)
-    last = (lengths - 1).clamp(min=0)
+    encode_last = getattr(model, "encode_last", None)  # optional in the contract
+    if encode_last is not None:
+        last_hidden = encode_last(*inputs)
+    else:
+        last = (lengths - 1).clamp(min=0)
+        last_hidden = model.encode(*inputs)[torch.arange(len(lengths), device=device), last]
     with _no_autocast(device):
-        h = hidden[torch.arange(len(lengths), device=device), last].float()
-        return model.query_vectors(h).float()
+        return model.query_vectors(last_hidden.float()).float()
 
 
 def padded_histories(histories: Any, rows: np.ndarray, device: torch.device) -> torch.Tensor:

@@ -143,17 +143,45 @@ class SequenceRecommender(nn.Module):
         valid = items != 0
         if lengths is None:
             lengths = valid.sum(1)
-        x = self._with_features(self.item_emb(items), items)
-        if self.behaviour_emb is not None:
-            if behaviours is None:
-                raise ValueError("this model reads behaviours (ratings); none were given")
-            x = x + self.behaviour_emb(self.behaviour_ids(behaviours) * valid)
-        x = x * self._input_scale
+        x = self._inputs(items, behaviours, valid)
         if attend is None:
             hidden = self.encoder(x, timestamps, lengths)
         else:
             hidden = self.encoder(x, timestamps, lengths, attend=attend)
         return hidden * valid.unsqueeze(-1).to(hidden.dtype)
+
+    def encode_last(
+        self,
+        items: torch.Tensor,
+        timestamps: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
+        behaviours: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """[B, D] the hidden state at each row's last real position: ``encode(...)`` at
+        ``lengths - 1`` (zero for an empty row), what evaluation ranks with. A backbone with
+        ``supports_last_only`` computes only that query in its final layer."""
+        valid = items != 0
+        if lengths is None:
+            lengths = valid.sum(1)
+        rows = torch.arange(len(items), device=items.device)
+        last = (lengths - 1).clamp(min=0)
+        if not self.encoder.supports_last_only:
+            return self.encode(items, timestamps, lengths, behaviours)[rows, last]
+        x = self._inputs(items, behaviours, valid)
+        hidden = self.encoder(x, timestamps, lengths, last_only=True)
+        return hidden * valid[rows, last].unsqueeze(-1).to(hidden.dtype)
+
+    def _inputs(
+        self, items: torch.Tensor, behaviours: torch.Tensor | None, valid: torch.Tensor
+    ) -> torch.Tensor:
+        """[B, N, D] what the encoder reads: item (+ feature, text, behaviour) vectors,
+        scaled."""
+        x = self._with_features(self.item_emb(items), items)
+        if self.behaviour_emb is not None:
+            if behaviours is None:
+                raise ValueError("this model reads behaviours (ratings); none were given")
+            x = x + self.behaviour_emb(self.behaviour_ids(behaviours) * valid)
+        return x * self._input_scale
 
     def behaviour_logits(self, hidden: torch.Tensor, next_items: torch.Tensor) -> torch.Tensor:
         """Scores of the next interaction's behaviour level: hidden [..., D], next_items [...]

@@ -41,6 +41,10 @@ class Encoder(nn.Module):
     # Whether forward takes a packed batch's ``attend`` (``packed_attend``: causal within each
     # segment, no cached keys); every backbone with ``supports_attend`` does.
     supports_packing: ClassVar[bool] = False
+    # Whether forward takes ``last_only=True`` and then returns [B, D] at each row's last real
+    # position (``lengths - 1``), computing only that query in the final layer: evaluation
+    # ranks with nothing else. Others have it gathered from the full output.
+    supports_last_only: ClassVar[bool] = False
 
     def forward(
         self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor

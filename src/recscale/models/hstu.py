@@ -127,16 +127,21 @@ class HSTULayer(nn.Module):
         rope: tuple[torch.Tensor, torch.Tensor] | None,
         attend: Attend | None = None,
         layer: int = 0,
+        last: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: [B, N, D] -> [B, N, D].
+        """x: [B, N, D] -> [B, N, D], or [B, 1, D] with ``last``.
 
         mask: [N, N] bool, True where key <= query; silu_weight: [N, N] float, the mask
         divided by n when ``scale_by_n`` (one pass instead of a multiply and a divide).
         With ``attend`` those three are unused: its mask and positions rule (see
         :meth:`_attend_any`), and ``buckets`` are [B, Tq, Tk] when given.
+        ``last`` [B]: compute only the query at that position of each row (its row of the
+        full output), over all of the row's keys; evaluation needs no other.
         """
         llama = self.opts.residual == "llama"
         normed = self.norm1(x) if llama else F.layer_norm(x, x.shape[-1:], eps=1e-6)
+        if last is not None:
+            return self._last_query(x, normed, last, mask, silu_weight, pos_index, buckets, rope)
         h, dqk, dv = self.heads, self.dqk, self.dv
         u, v, q, k = torch.split(  # eq. (1)
             F.silu(self.f1(normed)), [self.u_width, h * dv, h * dqk, h * dqk], dim=-1
@@ -164,6 +169,51 @@ class HSTULayer(nn.Module):
             scores = (scores / math.sqrt(dqk)).masked_fill(~mask, float("-inf"))
             av = torch.softmax(scores, dim=-1) @ v
         return self._output(x, av, u, llama)
+
+    def _last_query(
+        self,
+        x: torch.Tensor,
+        normed: torch.Tensor,
+        last: torch.Tensor,
+        mask: torch.Tensor,
+        silu_weight: torch.Tensor,
+        pos_index: torch.Tensor | None,
+        buckets: torch.Tensor | None,
+        rope: tuple[torch.Tensor, torch.Tensor] | None,
+    ) -> torch.Tensor:
+        """Row ``last[b]`` of eqs. (1)-(3) for each row b: U and Q at that position only, V
+        and K at every position, so f1 does half its work and the [B, H, N, N] scores shrink
+        to [B, H, 1, N]. Written as the reference expression (at one query row the fused
+        kernel has nothing to save)."""
+        h, dqk, dv = self.heads, self.dqk, self.dv
+        rows = torch.arange(len(last), device=x.device)
+        x, normed_last = x[rows, last, None], normed[rows, last, None]  # [B, 1, D]
+        w_u, w_v, w_q, w_k = torch.split(self.f1.weight, [self.u_width, h * dv, h * dqk, h * dqk])
+        u, q = torch.split(  # eq. (1), split by rows of f1 (SiLU is pointwise)
+            F.silu(F.linear(normed_last, torch.cat([w_u, w_q]))), [self.u_width, h * dqk], -1
+        )
+        v, k = torch.split(F.silu(F.linear(normed, torch.cat([w_v, w_k]))), [h * dv, h * dqk], -1)
+        q = q.unflatten(-1, (h, dqk)).transpose(1, 2)  # [B, H, 1, Dqk]
+        k = k.unflatten(-1, (h, dqk)).transpose(1, 2)
+        v = v.unflatten(-1, (h, dv)).transpose(1, 2)
+        if rope is not None:
+            cos, sin = rope
+            q = apply_rope(q, cos[last][:, None, None], sin[last][:, None, None])
+            k = apply_rope(k, cos, sin)
+        scores = q @ k.transpose(-1, -2)  # [B, H, 1, N]
+        if self.rab is not None and pos_index is not None:
+            bias = self.rab.pos_w[pos_index[last]]  # [B, N]
+            if buckets is not None and self.rab.time_w is not None:
+                bias = bias + self.rab.time_w[buckets[rows, last]]
+            scores = scores + bias[:, None, None]
+        if self.opts.attention == "silu":
+            weight = silu_weight[last][:, None, None].to(scores.dtype)
+            av = (F.silu(scores) * weight) @ v
+        else:
+            allowed = mask[last][:, None, None]
+            scores = (scores / math.sqrt(dqk)).masked_fill(~allowed, float("-inf"))
+            av = torch.softmax(scores, dim=-1) @ v
+        return self._output(x, av, u, self.opts.residual == "llama")
 
     def _output(self, x: torch.Tensor, av: torch.Tensor, u: torch.Tensor, llama: bool):
         av = av.transpose(1, 2).flatten(-2)  # [B, N, H·Dv]
@@ -221,6 +271,7 @@ class HSTU(Encoder):
     """Stack of HSTU layers over item·sqrt(D) + learned absolute positions."""
 
     supports_attend = True
+    supports_last_only = True
 
     scale_inputs = True
     default_ffn_mult = 8.0 / 3.0  # SwiGLU sublayer of the "llama" residual ablation
@@ -247,9 +298,14 @@ class HSTU(Encoder):
         timestamps: torch.Tensor | None,
         lengths: torch.Tensor,
         attend: Attend | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """x: [B, N, D] item vectors, timestamps: [B, N] | None, lengths: [B] -> [B, N, D]."""
+        """x: [B, N, D] item vectors, timestamps: [B, N] | None, lengths: [B] -> [B, N, D],
+        or with ``last_only`` [B, D] at each row's last real position, for which the final
+        layer computes that one query per row."""
         opts = self.opts
+        if last_only and attend is not None:
+            raise ValueError("last_only takes plain causal rows, not an attend pattern")
         # Data without timestamps (ml-1m.txt, most S3-Rec files) simply gets the position bias:
         # nothing is wrong, so nothing is said.
         timed = opts.rab == "position_time" and timestamps is not None
@@ -272,8 +328,12 @@ class HSTU(Encoder):
         rope = rope_angles(n, self.dqk, opts.rope_base, x.device) if opts.rope else None
         mask = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
         silu_weight = mask.float() / (self.max_len if opts.scale_by_n else 1)
-        for layer in self.layers:
-            x = layer(x, mask, silu_weight, pos_index, buckets, rope)
+        last = (lengths - 1).clamp(min=0) if last_only else None
+        for i, layer in enumerate(self.layers):
+            query_at = last if i == len(self.layers) - 1 else None
+            x = layer(x, mask, silu_weight, pos_index, buckets, rope, last=query_at)
+        if last_only:
+            x = x.squeeze(1)
         return x if self.final_norm is None else self.final_norm(x)
 
     def _buckets(self, timestamps: torch.Tensor, has_next: torch.Tensor) -> torch.Tensor:
