@@ -8,8 +8,9 @@ from pathlib import Path
 import recscale
 
 PACKAGE = Path(recscale.__file__).parent
-# errors/registry/config < data < models < eval < train < scaling < cli
-LAYERS = {"errors": 0, "registry": 0, "config": 0, "__init__": 0, "data": 1, "models": 2}
+# errors/registry/config/numerics < data < models < eval < train < scaling < cli
+LAYERS = {"errors": 0, "registry": 0, "config": 0, "numerics": 0, "__init__": 0}
+LAYERS |= {"data": 1, "models": 2}
 LAYERS |= {"eval": 3, "train": 4, "scaling": 5, "cli": 6}
 
 

@@ -84,7 +84,7 @@ def test_gradients_reach_every_parameter(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_encode_last_equals_the_full_output_at_each_rows_last_position(name: str) -> None:
-    # The HSTU backbones compute only the last query in their final layer; the others gather.
+    # Every backbone with supports_last_only computes only that query in its final layer.
     model = _model(name)
     for layer in getattr(model.encoder, "layers", []):  # bias tables that matter at this size
         if getattr(layer, "rab", None) is not None:

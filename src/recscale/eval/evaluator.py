@@ -8,9 +8,10 @@ the full-softmax test cross-entropy (the loss scaling laws are fitted to, Zhang 
 2023) comes for free.
 
 Scores are computed in fp32 with autocast off, whatever the caller's precision. The
-target's own score comes from a matrix product of the same shape as the item chunks, so
-it is bit-for-bit the value the chunks compare against (a separately computed dot
-product can differ in the last bit, or by far more under TF32, and flip ties).
+target's own score is bit-for-bit the value the chunks compare against (a separately
+computed dot product can differ in the last bit, or by far more under TF32, and flip
+ties): read from the one chunk's product when the catalogue fits one chunk, else from a
+matrix product of the chunks' shape.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from recscale.errors import RecscaleError
 from recscale.eval.metrics import DEFAULT_KS, MetricSums, rank_metrics, ranks_from_scores
 from recscale.eval.protocols import Protocol, parse_protocol, sampled_candidates
 from recscale.models.contract import Recommender
+from recscale.numerics import logsumexp
 
 DEFAULT_ITEM_CHUNK = 32_768
 
@@ -341,24 +343,31 @@ class _ItemTable:
         """One pass over the items: ranks (items beating the target, ``excluded`` [B, L] left
         out) and the full-softmax cross-entropy over items ``1..num_items``."""
         b = len(targets)
-        target = self.target_scores(query, targets)
+        single = len(self.chunks) == 1
+        first_scores = query @ self.chunks[0][2].T if single else None
+        if single:  # the target's score read from the very product it is compared with
+            target = first_scores.gather(1, targets.unsqueeze(1)).squeeze(1)
+        else:
+            target = self.target_scores(query, targets)
         threshold = target.unsqueeze(1)
         beaten = torch.zeros(b, dtype=torch.long, device=query.device)
         lse = torch.full((b,), -torch.inf, device=query.device)
         row_index = torch.arange(b, device=query.device).unsqueeze(1)
         for lo, hi, block in self.chunks:
-            scores = query @ block.T  # [B, width]
+            scores = first_scores if single else query @ block.T  # [B, width]
             first = 1 if lo == 0 else 0  # item 0 is padding
             valid = scores[:, first : hi - lo]
             if loss:
-                lse = torch.logaddexp(lse, torch.logsumexp(valid / temperature, dim=1))
+                lse = torch.logaddexp(lse, logsumexp(valid / temperature))
             if rank:
                 if excluded is not None:
                     local = excluded - lo
                     inside = (local >= 0) & (local < hi - lo)
                     scores[row_index.expand_as(local)[inside], local[inside]] = -torch.inf
-                beats = ~(valid < threshold)  # ties and NaN count against the target
-                beaten += beats.sum(dim=1)
+                # Items not below the target beat it: ties and NaN count against it. An
+                # int32 count of the complement skips a bool->int64 copy of [B, width].
+                below = (valid < threshold).sum(dim=1, dtype=torch.int32)
+                beaten += valid.shape[1] - below
         ranks = None
         if rank:
             num_items = self.vectors.shape[0] - 1

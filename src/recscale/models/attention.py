@@ -148,6 +148,14 @@ def rope_at(
     return angles.cos(), angles.sin()
 
 
+def rows_at(x: torch.Tensor, last: torch.Tensor | None) -> torch.Tensor:
+    """x [B, N, ...] -> [B, 1, ...], each row's entry at position ``last`` [B]; x itself when
+    ``last`` is None (the final layer of ``Encoder.forward(..., last_only=True)``)."""
+    if last is None:
+        return x
+    return x[torch.arange(len(last), device=x.device), last].unsqueeze(1)
+
+
 class CausalSelfAttention(nn.Module):
     """Multi-head causal softmax attention.
 
@@ -178,13 +186,18 @@ class CausalSelfAttention(nn.Module):
         kv_input: torch.Tensor | None = None,
         attend: Attend | None = None,
         layer: int = 0,
+        last: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """x: [B, N, D] queries (and keys/values unless kv_input [B, N, D]) -> [B, N, D].
 
         Causal unless ``attend`` says otherwise (``layer`` picks this layer's cache there).
+        ``last`` [B]: only the query at that position of each row, over its keys up to there
+        -> [B, 1, D] (:func:`rows_at` of the full output).
         """
+        if last is not None and attend is not None:
+            raise ValueError("last takes plain causal rows, not an attend pattern")
         kv_input = x if kv_input is None else kv_input
-        q = self.q(x).unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
+        q = self.q(rows_at(x, last)).unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
         k, v = (
             self.kv(kv_input).unflatten(-1, (2, self.heads, self.head_dim)).permute(2, 0, 3, 1, 4)
         )
@@ -193,9 +206,18 @@ class CausalSelfAttention(nn.Module):
                 cos, sin = rope_angles(x.shape[1], self.head_dim, self.rope_base, x.device)
             else:
                 cos, sin = rope_at(attend.positions, self.head_dim, self.rope_base)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            if last is None:
+                q = apply_rope(q, cos, sin)
+            else:
+                q = apply_rope(q, cos[last][:, None, None], sin[last][:, None, None])
+            k = apply_rope(k, cos, sin)
         p = self.dropout if self.training else 0.0
-        if attend is None:
+        if last is not None:
+            allowed = torch.arange(k.shape[2], device=k.device) <= last[:, None]  # [B, N]
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=allowed[:, None, None], dropout_p=p
+            )
+        elif attend is None:
             y = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
         else:
             k, v = attend.keys_values(layer, k, v)

@@ -74,6 +74,16 @@ class Encoder(nn.Module):
         raise NotImplementedError
 
 
+def final_layer_rows(
+    lengths: torch.Tensor, last_only: bool, depth: int
+) -> list[torch.Tensor | None]:
+    """Per layer, the ``last`` argument of ``forward(..., last_only)``: None (every query) for
+    all but the final layer, which under ``last_only`` gets each row's last real position."""
+    if not last_only:
+        return [None] * depth
+    return [None] * (depth - 1) + [(lengths - 1).clamp(min=0)]
+
+
 ENCODERS: Registry[type[Encoder]] = Registry("backbone")
 
 

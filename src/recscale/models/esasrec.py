@@ -28,9 +28,10 @@ from recscale.models.attention import (
     CausalSelfAttention,
     layer_norm,
     position_ids,
+    rows_at,
 )
 from recscale.models.config import ModelConfig
-from recscale.models.encoder import ENCODERS, Encoder
+from recscale.models.encoder import ENCODERS, Encoder, final_layer_rows
 
 
 class LiGRFFN(nn.Module):
@@ -62,11 +63,17 @@ class LiGRBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, attend: Attend | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        attend: Attend | None = None,
+        layer: int = 0,
+        last: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: [B, N, D] -> [B, N, D] (causal, or within each packed segment)."""
+        """x: [B, N, D] -> [B, N, D] (causal, or within each packed segment); [B, 1, D] at
+        ``last``."""
         # LiGR gated residuals (RecTools LiGRLayer.forward): the gate sees the un-normed stream.
-        attended = self.attn(self.norm1(x), attend=attend, layer=layer)
+        attended = self.attn(self.norm1(x), attend=attend, layer=layer, last=last)
+        x = rows_at(x, last)
         x = x + torch.sigmoid(self.gate1(x)) * self.drop(attended)
         return x + torch.sigmoid(self.gate2(x)) * self.drop(self.ffn(self.norm2(x)))
 
@@ -77,6 +84,7 @@ class ESASRec(Encoder):
     # Packed rows only: its inverse positions count back from each user's last item, which
     # a ranking or M-FALCON attend (candidates after cached keys) does not define.
     supports_packing = True
+    supports_last_only = True
     default_ffn_mult = 4.0  # RecTools ff_factors_multiplier; the benchmark's Beauty / ML-1M choice
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -99,15 +107,20 @@ class ESASRec(Encoder):
         timestamps: torch.Tensor | None,
         lengths: torch.Tensor,
         attend: Attend | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """x: [B, N, D] item vectors, lengths: [B] -> [B, N, D]; timestamps are not used.
-        ``attend``: a packed batch's (``packed_attend``), nothing else."""
+        """x: [B, N, D] item vectors, lengths: [B] -> [B, N, D] ([B, D] at each row's last
+        position with ``last_only``); timestamps are not used. ``attend``: a packed batch's
+        (``packed_attend``), nothing else."""
         if attend is not None and (attend.segments is None or attend.past is not None):
             raise ValueError("eSASRec takes the attend of a packed batch only")
-        index = position_ids(self.inverse_positions, lengths.to(x.device), x.shape[1], attend)
+        lengths = lengths.to(x.device)
+        index = position_ids(self.inverse_positions, lengths, x.shape[1], attend)
         x = self.positions(x, index)
-        for i, block in enumerate(self.blocks):
-            x = block(x, attend, i)
+        lasts = final_layer_rows(lengths, last_only, len(self.blocks))
+        for i, (block, last) in enumerate(zip(self.blocks, lasts, strict=True)):
+            x = block(x, attend, i, last)
+        x = x.squeeze(1) if last_only else x
         return x if self.final_norm is None else self.final_norm(x)
 
     @staticmethod

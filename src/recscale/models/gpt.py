@@ -12,9 +12,15 @@ import math
 import torch
 from torch import nn
 
-from recscale.models.attention import AbsolutePositions, CausalSelfAttention, GeluMLP, layer_norm
+from recscale.models.attention import (
+    AbsolutePositions,
+    CausalSelfAttention,
+    GeluMLP,
+    layer_norm,
+    rows_at,
+)
 from recscale.models.config import ModelConfig
-from recscale.models.encoder import ENCODERS, Encoder
+from recscale.models.encoder import ENCODERS, Encoder, final_layer_rows
 
 
 class GPTBlock(nn.Module):
@@ -27,15 +33,16 @@ class GPTBlock(nn.Module):
         self.mlp = GeluMLP(cfg.dim, cfg.ffn_dim, bias=o.bias)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: [B, N, D] -> [B, N, D]."""
-        x = x + self.drop(self.attn(self.ln1(x)))
+    def forward(self, x: torch.Tensor, last: torch.Tensor | None = None) -> torch.Tensor:
+        """x: [B, N, D] -> [B, N, D]; [B, 1, D] at ``last``."""
+        x = rows_at(x, last) + self.drop(self.attn(self.ln1(x), last=last))
         return x + self.drop(self.mlp(self.ln2(x)))
 
 
 @ENCODERS.register("gpt")
 class GPT(Encoder):
     scale_inputs = False
+    supports_last_only = True
     default_ffn_mult = 4.0
 
     def __init__(self, cfg: ModelConfig) -> None:
@@ -53,13 +60,19 @@ class GPT(Encoder):
                 nn.init.zeros_(param)
 
     def forward(
-        self, x: torch.Tensor, timestamps: torch.Tensor | None, lengths: torch.Tensor
+        self,
+        x: torch.Tensor,
+        timestamps: torch.Tensor | None,
+        lengths: torch.Tensor,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """x: [B, N, D] item vectors -> [B, N, D]; timestamps are not used."""
+        """x: [B, N, D] item vectors -> [B, N, D] ([B, D] at each row's last position with
+        ``last_only``); timestamps are not used."""
         x = self.positions(x)
-        for block in self.blocks:
-            x = block(x)
-        return self.final_norm(x)
+        lasts = final_layer_rows(lengths.to(x.device), last_only, len(self.blocks))
+        for block, last in zip(self.blocks, lasts, strict=True):
+            x = block(x, last)
+        return self.final_norm(x.squeeze(1) if last_only else x)
 
     @staticmethod
     def param_counts(cfg: ModelConfig) -> tuple[int, int]:

@@ -30,9 +30,10 @@ from recscale.models.attention import (
     apply_rope,
     rope_angles,
     rope_at,
+    rows_at,
 )
 from recscale.models.config import ModelConfig
-from recscale.models.encoder import ENCODERS, Encoder
+from recscale.models.encoder import ENCODERS, Encoder, final_layer_rows
 from recscale.models.hstu_attention import silu_attention, silu_attention_reference
 
 
@@ -186,8 +187,7 @@ class HSTULayer(nn.Module):
         to [B, H, 1, N]. Written as the reference expression (at one query row the fused
         kernel has nothing to save)."""
         h, dqk, dv = self.heads, self.dqk, self.dv
-        rows = torch.arange(len(last), device=x.device)
-        x, normed_last = x[rows, last, None], normed[rows, last, None]  # [B, 1, D]
+        x, normed_last = rows_at(x, last), rows_at(normed, last)  # [B, 1, D]
         w_u, w_v, w_q, w_k = torch.split(self.f1.weight, [self.u_width, h * dv, h * dqk, h * dqk])
         u, q = torch.split(  # eq. (1), split by rows of f1 (SiLU is pointwise)
             F.silu(F.linear(normed_last, torch.cat([w_u, w_q]))), [self.u_width, h * dqk], -1
@@ -204,7 +204,7 @@ class HSTULayer(nn.Module):
         if self.rab is not None and pos_index is not None:
             bias = self.rab.pos_w[pos_index[last]]  # [B, N]
             if buckets is not None and self.rab.time_w is not None:
-                bias = bias + self.rab.time_w[buckets[rows, last]]
+                bias = bias + self.rab.time_w[rows_at(buckets, last).squeeze(1)]
             scores = scores + bias[:, None, None]
         if self.opts.attention == "silu":
             weight = silu_weight[last][:, None, None].to(scores.dtype)
@@ -328,10 +328,9 @@ class HSTU(Encoder):
         rope = rope_angles(n, self.dqk, opts.rope_base, x.device) if opts.rope else None
         mask = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
         silu_weight = mask.float() / (self.max_len if opts.scale_by_n else 1)
-        last = (lengths - 1).clamp(min=0) if last_only else None
-        for i, layer in enumerate(self.layers):
-            query_at = last if i == len(self.layers) - 1 else None
-            x = layer(x, mask, silu_weight, pos_index, buckets, rope, last=query_at)
+        lasts = final_layer_rows(lengths, last_only, len(self.layers))
+        for layer, last in zip(self.layers, lasts, strict=True):
+            x = layer(x, mask, silu_weight, pos_index, buckets, rope, last=last)
         if last_only:
             x = x.squeeze(1)
         return x if self.final_norm is None else self.final_norm(x)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recscale.models.attention import Attend, CausalSelfAttention, RMSNorm, SwiGLU
+from recscale.models.attention import Attend, CausalSelfAttention, RMSNorm, SwiGLU, rows_at
 from recscale.models.config import ModelConfig
-from recscale.models.encoder import ENCODERS, Encoder
+from recscale.models.encoder import ENCODERS, Encoder, final_layer_rows
 
 
 class LlamaBlock(nn.Module):
@@ -26,16 +26,22 @@ class LlamaBlock(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(
-        self, x: torch.Tensor, attend: Attend | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        attend: Attend | None = None,
+        layer: int = 0,
+        last: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: [B, N, D] -> [B, N, D] (causal, or as ``attend`` says)."""
-        x = x + self.drop(self.attn(self.norm1(x), attend=attend, layer=layer))
+        """x: [B, N, D] -> [B, N, D] (causal, or as ``attend`` says); [B, 1, D] at ``last``."""
+        attended = self.attn(self.norm1(x), attend=attend, layer=layer, last=last)
+        x = rows_at(x, last) + self.drop(attended)
         return x + self.drop(self.mlp(self.norm2(x)))
 
 
 @ENCODERS.register("llama")
 class Llama(Encoder):
     supports_attend = True
+    supports_last_only = True
     scale_inputs = False
     default_ffn_mult = 8.0 / 3.0
 
@@ -59,15 +65,18 @@ class Llama(Encoder):
         timestamps: torch.Tensor | None,
         lengths: torch.Tensor,
         attend: Attend | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """x: [B, N, D] item vectors -> [B, N, D]; timestamps are not used."""
+        """x: [B, N, D] item vectors -> [B, N, D] ([B, D] at each row's last position with
+        ``last_only``); timestamps are not used."""
         n = x.shape[1] if attend is None else int(attend.positions.max()) + 1
         if n > self.max_len:
             raise ValueError(f"sequence length {n} exceeds max_len {self.max_len}")
         x = self.emb_drop(x)
-        for i, block in enumerate(self.blocks):
-            x = block(x, attend, i)
-        return self.final_norm(x)
+        lasts = final_layer_rows(lengths.to(x.device), last_only, len(self.blocks))
+        for i, (block, last) in enumerate(zip(self.blocks, lasts, strict=True)):
+            x = block(x, attend, i, last)
+        return self.final_norm(x.squeeze(1) if last_only else x)
 
     @staticmethod
     def param_counts(cfg: ModelConfig) -> tuple[int, int]:

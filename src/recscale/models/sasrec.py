@@ -24,9 +24,10 @@ from recscale.models.attention import (
     PointwiseFFN,
     layer_norm,
     position_ids,
+    rows_at,
 )
 from recscale.models.config import ModelConfig
-from recscale.models.encoder import ENCODERS, Encoder
+from recscale.models.encoder import ENCODERS, Encoder, final_layer_rows
 
 
 def _has_final_norm(cfg: ModelConfig) -> bool:
@@ -45,23 +46,29 @@ class SASRecBlock(nn.Module):
         self.ln2 = layer_norm(cfg.dim, opts.norm_affine, eps=1e-8)
 
     def forward(
-        self, x: torch.Tensor, attend: Attend | None = None, layer: int = 0
+        self,
+        x: torch.Tensor,
+        attend: Attend | None = None,
+        layer: int = 0,
+        last: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """x: [B, N, D] -> [B, N, D] (causal, or as ``attend`` says)."""
+        """x: [B, N, D] -> [B, N, D] (causal, or as ``attend`` says); [B, 1, D] at ``last``."""
         if self.norm == "sasrec":
             q = self.ln1(x)
-            x = self.ln2(q + self.attn(q, kv_input=x, attend=attend, layer=layer))
+            attended = self.attn(q, kv_input=x, attend=attend, layer=layer, last=last)
+            x = self.ln2(rows_at(q, last) + attended)
             return x + self.ffn(x)
         if self.norm == "pre":
-            x = x + self.attn(self.ln1(x), attend=attend, layer=layer)
+            x = rows_at(x, last) + self.attn(self.ln1(x), attend=attend, layer=layer, last=last)
             return x + self.ffn(self.ln2(x))
-        x = self.ln1(x + self.attn(x, attend=attend, layer=layer))
+        x = self.ln1(rows_at(x, last) + self.attn(x, attend=attend, layer=layer, last=last))
         return self.ln2(x + self.ffn(x))
 
 
 @ENCODERS.register("sasrec")
 class SASRec(Encoder):
     supports_attend = True
+    supports_last_only = True
     scale_inputs = True
     default_ffn_mult = 1.0  # the point-wise FFN of the SASRec code is D wide
 
@@ -88,12 +95,17 @@ class SASRec(Encoder):
         timestamps: torch.Tensor | None,
         lengths: torch.Tensor,
         attend: Attend | None = None,
+        last_only: bool = False,
     ) -> torch.Tensor:
-        """x: [B, N, D] scaled item vectors -> [B, N, D]; timestamps are not used."""
-        index = position_ids(self.inverse_positions, lengths.to(x.device), x.shape[1], attend)
+        """x: [B, N, D] scaled item vectors -> [B, N, D] ([B, D] at each row's last position
+        with ``last_only``); timestamps are not used."""
+        lengths = lengths.to(x.device)
+        index = position_ids(self.inverse_positions, lengths, x.shape[1], attend)
         x = self.positions(x, index)
-        for i, block in enumerate(self.blocks):
-            x = block(x, attend, i)
+        lasts = final_layer_rows(lengths, last_only, len(self.blocks))
+        for i, (block, last) in enumerate(zip(self.blocks, lasts, strict=True)):
+            x = block(x, attend, i, last)
+        x = x.squeeze(1) if last_only else x
         return x if self.final_norm is None else self.final_norm(x)
 
     @staticmethod

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from recscale.numerics import shifted_exp_
+
 # Rows per chunk: the buffer holds about this many bytes, but at least MIN_ROWS rows so
 # each chunk's matmuls still reuse every item vector (below ~32 rows they read the item
 # table from memory at every chunk).
@@ -153,7 +155,8 @@ def _forward(
         else:
             true_logit = (q * positive[chunk]).sum(1)
             peak = torch.maximum(s.amax(1), true_logit)
-        e = s.sub_(peak.unsqueeze(1)).exp_()  # in place: the buffer now holds exp(s - max)
+        # In place: the buffer now holds exp(s - max), floored clear of exp's slow path.
+        e = shifted_exp_(s, peak.unsqueeze(1))
         z = e.sum(1)
         if positive is not None:
             e_true = (true_logit - peak).exp()
