@@ -15,12 +15,14 @@ from recscale.numerics import EXP_FLOOR, logsumexp, shifted_exp_
     shift=st.floats(-1e3, 1e3),
     width=st.integers(1, 300),
     seed=st.integers(0, 2**16),
+    scale=st.sampled_from([1.0, 20.0, 0.3]),
 )
-def test_logsumexp_equals_torch_over_any_spread(spread, shift, width, seed) -> None:
+def test_logsumexp_equals_torch_over_any_spread(spread, shift, width, seed, scale) -> None:
     g = torch.Generator().manual_seed(seed)
     x = shift + spread * torch.randn(4, width, generator=g)
     before = x.clone()
-    torch.testing.assert_close(logsumexp(x), torch.logsumexp(x, dim=-1), rtol=1e-6, atol=1e-6)
+    expected = torch.logsumexp(x * scale, dim=-1)
+    torch.testing.assert_close(logsumexp(x, scale), expected, rtol=1e-6, atol=1e-6)
     assert torch.equal(x, before), "logsumexp must not change its input"
 
 

@@ -24,8 +24,10 @@ def shifted_exp_(scores: torch.Tensor, peak: torch.Tensor) -> torch.Tensor:
     return scores.sub_(peak).clamp_(min=EXP_FLOOR).exp_()
 
 
-def logsumexp(scores: torch.Tensor) -> torch.Tensor:
-    """``torch.logsumexp(scores, dim=-1)`` for rows with a finite maximum, without exp's slow
-    path (see the module doc); ``scores`` [..., N] is left unchanged. -> [...]."""
-    peak = scores.amax(-1, keepdim=True)
-    return shifted_exp_(scores.clone(), peak).sum(-1).log_() + peak.squeeze(-1)
+def logsumexp(scores: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``torch.logsumexp(scores * scale, dim=-1)`` for rows with a finite maximum and
+    ``scale > 0``, without exp's slow path (see the module doc); ``scores`` [..., N] is left
+    unchanged. -> [...]."""
+    peak = scores.amax(-1, keepdim=True) * scale  # = max(scores * scale) exactly, for scale > 0
+    shifted = torch.add(-peak, scores, alpha=scale)  # scores * scale - peak in one pass
+    return shifted.clamp_(min=EXP_FLOOR).exp_().sum(-1).log_() + peak.squeeze(-1)

@@ -355,10 +355,13 @@ class _ItemTable:
         row_index = torch.arange(b, device=query.device).unsqueeze(1)
         for lo, hi, block in self.chunks:
             scores = first_scores if single else query @ block.T  # [B, width]
-            first = 1 if lo == 0 else 0  # item 0 is padding
-            valid = scores[:, first : hi - lo]
+            # Item 0 and the zero rows after the catalogue's end score -inf: no column slice,
+            # so every pass below runs over contiguous rows (a slice made each ~1.5x slower).
+            scores[:, hi - lo :] = -torch.inf
+            if lo == 0:
+                scores[:, 0] = -torch.inf
             if loss:
-                lse = torch.logaddexp(lse, logsumexp(valid / temperature))
+                lse = torch.logaddexp(lse, logsumexp(scores, 1.0 / temperature))
             if rank:
                 if excluded is not None:
                     local = excluded - lo
@@ -366,8 +369,8 @@ class _ItemTable:
                     scores[row_index.expand_as(local)[inside], local[inside]] = -torch.inf
                 # Items not below the target beat it: ties and NaN count against it. An
                 # int32 count of the complement skips a bool->int64 copy of [B, width].
-                below = (valid < threshold).sum(dim=1, dtype=torch.int32)
-                beaten += valid.shape[1] - below
+                below = (scores < threshold).sum(dim=1, dtype=torch.int32)
+                beaten += scores.shape[1] - below
         ranks = None
         if rank:
             num_items = self.vectors.shape[0] - 1
