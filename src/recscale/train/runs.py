@@ -165,7 +165,7 @@ def recommend(
         window = ds.ratings[ds.offsets[user] : ds.offsets[user + 1]][-len(history) :]
         ratings = torch.as_tensor(window, device=run.device)[None]
     lengths = torch.tensor([len(history)], device=run.device)
-    hidden = run.model.encode(items, ts, lengths, ratings)[0, len(history) - 1]
+    hidden = run.model.encode_last(items, ts, lengths, ratings)[0]
     scores = run.model.query_vectors(hidden) @ run.model.item_vectors().T / run.model.temperature
     scores[0] = -torch.inf
     if exclude_history:
