@@ -11,9 +11,12 @@ sweep directory. An executor returns when every run is finished or failed.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import logging.handlers
 import os
+import signal
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -80,10 +83,8 @@ class LocalExecutor:
         listener = logging.handlers.QueueListener(queue, _Replay())
         listener.start()
         try:
-            workers = [
-                ctx.Process(target=_worker, args=(str(out), list(jobs), since, self.threads, queue))
-                for _ in range(self.jobs)
-            ]
+            args = (str(out), list(jobs), since, self.threads, queue, os.getpid())
+            workers = [ctx.Process(target=_worker, args=args) for _ in range(self.jobs)]
             for w in workers:
                 w.start()
             for w in workers:
@@ -92,9 +93,25 @@ class LocalExecutor:
             listener.stop()
 
 
-def _worker(out: str, jobs: list[RunJob], since: float, threads: int | None, queue) -> None:
+def _worker(
+    out: str, jobs: list[RunJob], since: float, threads: int | None, queue, parent: int
+) -> None:
+    die_with_parent(parent)
     with worker_logging(logging.handlers.QueueHandler(queue)):
         work_through(Path(out), jobs, since, partial(train_run, threads=threads))
+
+
+def die_with_parent(parent: int) -> None:
+    """On Linux, have the kernel send this worker SIGTERM when the sweep process ``parent``
+    dies. An orphaned worker would go on training its run and claiming more, writing into a
+    sweep directory its user has stopped (or moved, or reused for another spec); killed, its
+    run resumes from its last checkpoint when the sweep is run again."""
+    if not sys.platform.startswith("linux"):
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class _Replay(logging.Handler):
