@@ -33,8 +33,8 @@ from recscale.numerics import logsumexp
 
 # Items scored at once. Each chunk's scores take about seven passes (mask, log-sum-exp,
 # compare, count), so a [256, 1024] fp32 tile (1 MiB) that stays in cache beats one wide
-# product: measured at 1 thread, 1,024 against 32,768 is 1.6x faster at 3.4K items, 3x at
-# 12K and 4x at 100K (benchmarks/RESULTS.md, "Issue 13: evaluation").
+# product: measured at 1 thread, 1,024 against 32,768 is 1.3x faster at 3.4K items, 2.0x at
+# 12K and 4.1x at 100K (benchmarks/bench_eval_chunk.py, ledger row eval-scan-chunk).
 DEFAULT_ITEM_CHUNK = 1024
 
 
@@ -360,7 +360,7 @@ class _ItemTable:
         for lo, hi, block in self.chunks:
             scores = first_scores if single else query @ block.T  # [B, width]
             # Item 0 and the zero rows after the catalogue's end score -inf: no column slice,
-            # so every pass below runs over contiguous rows (a slice made each ~1.5x slower).
+            # so every pass below runs over contiguous rows (each is slower over a column slice).
             scores[:, hi - lo :] = -torch.inf
             if lo == 0:
                 scores[:, 0] = -torch.inf
