@@ -19,20 +19,28 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ledger_row import write_row  # same directory: `python benchmarks/...`
 from recscale.eval.evaluator import evaluate
 from recscale.train.config import load_run_config
 from recscale.train.data import build_run_model, prepare_data
 
-RESULTS = Path(__file__).resolve().parent / "results"
 # name -> (batches longest first, final layer computes the last query only)
 VARIANTS = {"row-order": (False, False), "longest-first": (True, False), "last-only": (True, True)}
+
+
+def fresh_model(config: str | Path):
+    """(config, freshly initialised model, split) of a run config, seeded by the config."""
+    cfg = load_run_config(config)
+    dataset, split = prepare_data(cfg.data, cfg.seed)
+    torch.manual_seed(cfg.seed)
+    cfg, model = build_run_model(cfg, dataset)
+    return cfg, model, split
 
 
 def main() -> None:
@@ -44,10 +52,7 @@ def main() -> None:
     parser.add_argument("--machine", default="2-core CPU (AMD EPYC, AVX2)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = load_run_config(args.config)
-    dataset, split = prepare_data(cfg.data, cfg.seed)
-    torch.manual_seed(cfg.seed)
-    cfg, model = build_run_model(cfg, dataset)
+    cfg, model, split = fresh_model(args.config)
     last_only = type(model.encoder).supports_last_only
     times: dict[str, list[float]] = {name: [] for name in VARIANTS}
     results = {}
@@ -94,8 +99,7 @@ def main() -> None:
         "machine": args.machine,
         "date": datetime.date.today().isoformat(),
     }
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(row, indent=1) + "\n")
-    print(json.dumps(row, indent=1))
+    write_row(row)
 
 
 if __name__ == "__main__":

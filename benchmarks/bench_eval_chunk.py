@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from ledger_row import write_row  # same directory: `python benchmarks/...`
 from recscale.eval.evaluator import DEFAULT_ITEM_CHUNK, _ItemTable
 
-RESULTS = Path(__file__).resolve().parent / "results"
 WIDTHS = (32_768, 4096, 2048, 1024, 512)
 
 
@@ -67,8 +65,7 @@ def main() -> None:
         "machine": args.machine,
         "date": datetime.date.today().isoformat(),
     }
-    (RESULTS / "eval-scan-chunk.json").write_text(json.dumps(row, indent=1) + "\n")
-    print(json.dumps(row, indent=1))
+    write_row(row)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from ledger_row import write_row  # same directory: `python benchmarks/...`
+
 SRC = Path(__file__).resolve().parent.parent / "src"
 
 
@@ -44,13 +45,9 @@ def time_once(config: str, run: str | None, threads: int, repeats: int) -> dict:
         loaded = load_run(run, device="cpu")
         cfg, model, split = loaded.cfg, loaded.model, loaded.split
     else:
-        from recscale.train.config import load_run_config
-        from recscale.train.data import build_run_model, prepare_data
+        from bench_eval import fresh_model  # imports whichever recscale is on the path
 
-        cfg = load_run_config(config)
-        dataset, split = prepare_data(cfg.data, cfg.seed)
-        torch.manual_seed(cfg.seed)
-        cfg, model = build_run_model(cfg, dataset)
+        cfg, model, split = fresh_model(config)
     times, metrics = [], {}
     for _ in range(repeats):
         start = time.perf_counter()
@@ -124,8 +121,7 @@ def main() -> None:
         "machine": args.machine,
         "date": datetime.date.today().isoformat(),
     }
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(row, indent=1) + "\n")
-    print(json.dumps(row, indent=1))
+    write_row(row)
 
 
 if __name__ == "__main__":

@@ -8,10 +8,9 @@ the full-softmax test cross-entropy (the loss scaling laws are fitted to, Zhang 
 2023) comes for free.
 
 Scores are computed in fp32 with autocast off, whatever the caller's precision. The
-target's own score is bit-for-bit the value the chunks compare against (a separately
-computed dot product can differ in the last bit, or by far more under TF32, and flip
-ties): read from the one chunk's product when the catalogue fits one chunk, else from a
-matrix product of the chunks' shape.
+target's own score comes from a matrix product of the same shape as the item chunks, so
+it is bit-for-bit the value the chunks compare against (a separately computed dot
+product can differ in the last bit, or by far more under TF32, and flip ties).
 """
 
 from __future__ import annotations
@@ -347,18 +346,13 @@ class _ItemTable:
         """One pass over the items: ranks (items beating the target, ``excluded`` [B, L] left
         out) and the full-softmax cross-entropy over items ``1..num_items``."""
         b = len(targets)
-        single = len(self.chunks) == 1
-        first_scores = query @ self.chunks[0][2].T if single else None
-        if single:  # the target's score read from the very product it is compared with
-            target = first_scores.gather(1, targets.unsqueeze(1)).squeeze(1)
-        else:
-            target = self.target_scores(query, targets)
+        target = self.target_scores(query, targets)
         threshold = target.unsqueeze(1)
         beaten = torch.zeros(b, dtype=torch.long, device=query.device)
         lse = torch.full((b,), -torch.inf, device=query.device)
         row_index = torch.arange(b, device=query.device).unsqueeze(1)
         for lo, hi, block in self.chunks:
-            scores = first_scores if single else query @ block.T  # [B, width]
+            scores = query @ block.T  # [B, width]
             # Item 0 and the zero rows after the catalogue's end score -inf: no column slice,
             # so every pass below runs over contiguous rows (each is slower over a column slice).
             scores[:, hi - lo :] = -torch.inf

@@ -16,6 +16,7 @@ from torch import nn
 from recscale.registry import Registry
 
 if TYPE_CHECKING:  # the config reads these facts; the encoder only needs its type
+    from recscale.models.attention import Attend
     from recscale.models.config import ModelConfig
 
 
@@ -72,6 +73,21 @@ class Encoder(nn.Module):
     def macs_per_token(cfg: ModelConfig, seq_len: int) -> tuple[int, int]:
         """(dense, attention) multiply-accumulates per token in one forward pass."""
         raise NotImplementedError
+
+
+def run_blocks(
+    blocks: nn.ModuleList,
+    x: torch.Tensor,
+    lengths: torch.Tensor,
+    last_only: bool,
+    attend: Attend | None = None,
+) -> torch.Tensor:
+    """``x = block(x, attend, i, last)`` through ``blocks`` (SASRec, eSASRec and Llama blocks),
+    the final one at each row's last position under ``last_only`` -> [B, N, D] or [B, D]."""
+    lasts = final_layer_rows(lengths, last_only, len(blocks))
+    for i, (block, last) in enumerate(zip(blocks, lasts, strict=True)):
+        x = block(x, attend, i, last)
+    return x.squeeze(1) if last_only else x
 
 
 def final_layer_rows(

@@ -31,7 +31,7 @@ from recscale.models.attention import (
     rows_at,
 )
 from recscale.models.config import ModelConfig
-from recscale.models.encoder import ENCODERS, Encoder, final_layer_rows
+from recscale.models.encoder import ENCODERS, Encoder, run_blocks
 
 
 class LiGRFFN(nn.Module):
@@ -117,10 +117,7 @@ class ESASRec(Encoder):
         lengths = lengths.to(x.device)
         index = position_ids(self.inverse_positions, lengths, x.shape[1], attend)
         x = self.positions(x, index)
-        lasts = final_layer_rows(lengths, last_only, len(self.blocks))
-        for i, (block, last) in enumerate(zip(self.blocks, lasts, strict=True)):
-            x = block(x, attend, i, last)
-        x = x.squeeze(1) if last_only else x
+        x = run_blocks(self.blocks, x, lengths, last_only, attend)
         return x if self.final_norm is None else self.final_norm(x)
 
     @staticmethod

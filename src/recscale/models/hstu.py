@@ -147,9 +147,7 @@ class HSTULayer(nn.Module):
         u, v, q, k = torch.split(  # eq. (1)
             F.silu(self.f1(normed)), [self.u_width, h * dv, h * dqk, h * dqk], dim=-1
         )
-        q = q.unflatten(-1, (h, dqk)).transpose(1, 2)  # [B, H, N, Dqk]
-        k = k.unflatten(-1, (h, dqk)).transpose(1, 2)
-        v = v.unflatten(-1, (h, dv)).transpose(1, 2)  # [B, H, N, Dv]
+        q, k, v = self._split_heads(q, k, v)
         if attend is not None:
             av = self._attend_any(q, k, v, attend, layer, buckets)
             return self._output(x, av, u, llama)
@@ -170,6 +168,12 @@ class HSTULayer(nn.Module):
             scores = (scores / math.sqrt(dqk)).masked_fill(~mask, float("-inf"))
             av = torch.softmax(scores, dim=-1) @ v
         return self._output(x, av, u, llama)
+
+    def _split_heads(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor):
+        """q, k [B, T, H·Dqk], v [B, T, H·Dv] -> [B, H, T, Dqk], [B, H, T, Dqk], [B, H, T, Dv]."""
+        q = q.unflatten(-1, (self.heads, self.dqk)).transpose(1, 2)
+        k = k.unflatten(-1, (self.heads, self.dqk)).transpose(1, 2)
+        return q, k, v.unflatten(-1, (self.heads, self.dv)).transpose(1, 2)
 
     def _last_query(
         self,
@@ -193,9 +197,7 @@ class HSTULayer(nn.Module):
             F.silu(F.linear(normed_last, torch.cat([w_u, w_q]))), [self.u_width, h * dqk], -1
         )
         v, k = torch.split(F.silu(F.linear(normed, torch.cat([w_v, w_k]))), [h * dv, h * dqk], -1)
-        q = q.unflatten(-1, (h, dqk)).transpose(1, 2)  # [B, H, 1, Dqk]
-        k = k.unflatten(-1, (h, dqk)).transpose(1, 2)
-        v = v.unflatten(-1, (h, dv)).transpose(1, 2)
+        q, k, v = self._split_heads(q, k, v)  # q: [B, H, 1, Dqk]
         if rope is not None:
             cos, sin = rope
             q = apply_rope(q, cos[last][:, None, None], sin[last][:, None, None])

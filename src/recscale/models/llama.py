@@ -11,7 +11,7 @@ from torch import nn
 
 from recscale.models.attention import Attend, CausalSelfAttention, RMSNorm, SwiGLU, rows_at
 from recscale.models.config import ModelConfig
-from recscale.models.encoder import ENCODERS, Encoder, final_layer_rows
+from recscale.models.encoder import ENCODERS, Encoder, run_blocks
 
 
 class LlamaBlock(nn.Module):
@@ -73,10 +73,7 @@ class Llama(Encoder):
         if n > self.max_len:
             raise ValueError(f"sequence length {n} exceeds max_len {self.max_len}")
         x = self.emb_drop(x)
-        lasts = final_layer_rows(lengths.to(x.device), last_only, len(self.blocks))
-        for i, (block, last) in enumerate(zip(self.blocks, lasts, strict=True)):
-            x = block(x, attend, i, last)
-        return self.final_norm(x.squeeze(1) if last_only else x)
+        return self.final_norm(run_blocks(self.blocks, x, lengths.to(x.device), last_only, attend))
 
     @staticmethod
     def param_counts(cfg: ModelConfig) -> tuple[int, int]:
