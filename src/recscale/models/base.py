@@ -72,6 +72,26 @@ class SequenceRecommender(nn.Module):
                 self.behaviour_head = nn.Linear(2 * cfg.dim, levels)
         self.encoder = encoder
         self._input_scale = encoder.input_scale(cfg)
+        self._dropped: tuple[torch.Tensor, ...] = ()  # this training pass's dropped id tables
+
+    def train(self, mode: bool = True) -> SequenceRecommender:
+        self._dropped = ()  # a mode switch ends the pass whose item-dropout mask was drawn
+        return super().train(mode)
+
+    def _id_tables(self, redraw: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """(input, output) id tables [num_items + 1, D]. While training with
+        ``item_dropout`` each ``encode`` draws one dropped copy that the pass's output vectors
+        reuse, so an item's input and output vectors share a mask (RecTools drops the table
+        once per forward and reads both sides from it)."""
+        out_table = self.item_emb if self.out_emb is None else self.out_emb
+        p = self.cfg.item_dropout
+        if not (self.training and p):
+            return self.item_emb.weight, out_table.weight
+        if redraw or not self._dropped:
+            inputs = F.dropout(self.item_emb.weight, p)
+            outputs = inputs if self.out_emb is None else F.dropout(self.out_emb.weight, p)
+            self._dropped = (inputs, outputs)
+        return self._dropped
 
     def set_item_features(self, table: torch.Tensor) -> None:
         """table: [num_items + 1, item_feature_slots] feature ids in 0..num_item_features."""
@@ -176,7 +196,8 @@ class SequenceRecommender(nn.Module):
     ) -> torch.Tensor:
         """[B, N, D] what the encoder reads: item (+ feature, text, behaviour) vectors,
         scaled."""
-        x = self._with_features(self.item_emb(items), items)
+        table = self._id_tables(redraw=True)[0]
+        x = self._with_features(F.embedding(items, table, padding_idx=0), items)
         if self.behaviour_emb is not None:
             if behaviours is None:
                 raise ValueError("this model reads behaviours (ratings); none were given")
@@ -196,7 +217,7 @@ class SequenceRecommender(nn.Module):
 
     def item_vectors(self, ids: torch.Tensor | None = None) -> torch.Tensor:
         """Output item vectors: ids [...] -> [..., D]; all rows 0..num_items when ids is None."""
-        table = (self.item_emb if self.out_emb is None else self.out_emb).weight
+        table = self._id_tables(redraw=False)[1]
         vectors = self._with_features(table if ids is None else F.embedding(ids, table), ids)
         return F.normalize(vectors, dim=-1, eps=1e-6) if self.cfg.l2_norm else vectors
 

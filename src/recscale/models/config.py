@@ -105,6 +105,10 @@ class ModelConfig(StrictModel):
     dropout: float = Field(0.2, ge=0.0, lt=1.0)
     # Dropout on the input embeddings (item + position).
     emb_dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    # Dropout on the item id table itself while training, one mask per forward pass shared by
+    # an item's input and output vectors (RecTools' item-net dropout, which its SASRec and
+    # eSASRec apply at the model's dropout rate). 0 = off.
+    item_dropout: float = Field(0.0, ge=0.0, lt=1.0)
     # FFN width = round(ffn_mult * dim); None = the backbone's ``default_ffn_mult``.
     ffn_mult: float | None = Field(None, gt=0.0)
     # Per-head widths of q/k and of u/v for backbones that honour them (HSTU);

@@ -1,0 +1,63 @@
+"""SequenceRecommender's item-table dropout (RecTools' item-net dropout)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recscale.models import ModelConfig, build_model
+from tests.models.model_cases import NUM_ITEMS, TINY, random_batch
+
+
+def _model(p: float, **overrides) -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_model(
+        ModelConfig(backbone="esasrec", item_dropout=p, **{**TINY, **overrides}), NUM_ITEMS
+    )
+
+
+def test_item_dropout_is_off_in_eval_mode() -> None:
+    items, _, lengths = random_batch(4, 10, [10, 6, 1, 3], seed=1)
+    plain, dropped = _model(0.0).eval(), _model(0.5).eval()
+    torch.testing.assert_close(
+        dropped.encode(items, lengths=lengths), plain.encode(items, lengths=lengths)
+    )
+    torch.testing.assert_close(dropped.item_vectors(), plain.item_vectors())
+
+
+def test_one_mask_per_pass_shared_by_inputs_and_outputs() -> None:
+    p = 0.5
+    model = _model(p).train()
+    items, _, lengths = random_batch(4, 10, [10, 6, 2, 3], seed=2)
+    hidden = model.encode(items, lengths=lengths)
+    table = model.item_vectors()
+    weight = model.item_emb.weight
+    # Surviving entries are scaled by 1 / (1 - p), dropped ones are zero.
+    kept = table[1:] != 0
+    torch.testing.assert_close(table[1:][kept], weight[1:][kept] / (1 - p))
+    assert 0.4 < kept.float().mean() < 0.6
+    # Gathering ids reads the same pass's table (the sampled losses rely on it).
+    ids = torch.tensor([[3, 7], [7, 1]])
+    torch.testing.assert_close(model.item_vectors(ids), table[ids])
+    # The encoder saw the same mask: no input gradient reaches an entry the outputs dropped.
+    (grad,) = torch.autograd.grad(hidden.sum(), weight)
+    seen = items[items != 0].unique()
+    assert (grad[seen][table[seen] == 0] == 0).all()
+    assert (grad[seen][table[seen] != 0] != 0).float().mean() > 0.9
+    # The next pass draws a new mask.
+    model.encode(items, lengths=lengths)
+    assert not torch.equal(model.item_vectors() != 0, table != 0)
+
+
+def test_untied_tables_get_their_own_masks() -> None:
+    model = _model(0.5, tied=False).train()
+    items, _, lengths = random_batch(2, 10, [10, 4], seed=3)
+    model.encode(items, lengths=lengths)
+    out = model.item_vectors()
+    torch.testing.assert_close(out[1:][out[1:] != 0], 2 * model.out_emb.weight[1:][out[1:] != 0])
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.0])
+def test_item_dropout_outside_zero_to_one_is_refused(p: float) -> None:
+    with pytest.raises(ValueError, match="item_dropout"):
+        ModelConfig(item_dropout=p)
