@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from recscale.models import ModelConfig, build_model
+from recscale.models.ranker import build_ranker
 from tests.models.model_cases import NUM_ITEMS, TINY, random_batch
 
 
@@ -61,3 +62,10 @@ def test_untied_tables_get_their_own_masks() -> None:
 def test_item_dropout_outside_zero_to_one_is_refused(p: float) -> None:
     with pytest.raises(ValueError, match="item_dropout"):
         ModelConfig(item_dropout=p)
+
+
+@pytest.mark.parametrize("ranker", ["target_aware", "din"])
+def test_rankers_refuse_item_dropout(ranker: str) -> None:
+    cfg = ModelConfig(backbone="hstu", item_dropout=0.2, **TINY)
+    with pytest.raises(ValueError, match=r"model\.item_dropout is 0\.2"):
+        build_ranker(ranker, cfg, NUM_ITEMS)

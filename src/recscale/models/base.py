@@ -25,6 +25,16 @@ def embedding_table(rows: int, dim: int, std: float) -> nn.Embedding:
     return table
 
 
+def refuse_item_dropout(cfg: ModelConfig, model: str) -> None:
+    """Models other than the SequenceRecommender keep their tables as they are; a config that
+    asks them for item dropout is refused rather than silently ignored."""
+    if cfg.item_dropout:
+        raise ValueError(
+            f"model.item_dropout is {cfg.item_dropout}, but the {model} does not drop out its "
+            "item table; allowed: 0 (only the retrieval model honours it)"
+        )
+
+
 class SequenceRecommender(nn.Module):
     """Item embeddings + a causal encoder + dot/cosine scoring.
 

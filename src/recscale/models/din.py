@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recscale.models.base import embedding_table
+from recscale.models.base import embedding_table, refuse_item_dropout
 from recscale.models.config import ModelConfig
 from recscale.models.ranker import RANKERS, SCORERS, RankingInputs, label_ids
 
@@ -27,6 +27,7 @@ class DIN(nn.Module):
 
     def __init__(self, cfg: ModelConfig, num_items: int, scorer: str, interleave: bool) -> None:
         super().__init__()
+        refuse_item_dropout(cfg, "DIN ranker")
         d = cfg.dim
         self.cfg = cfg
         self.item_emb = embedding_table(num_items + 1, d, cfg.init_std)

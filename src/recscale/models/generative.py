@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recscale.models.attention import Attend
-from recscale.models.base import embedding_table
+from recscale.models.base import embedding_table, refuse_item_dropout
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS
 from recscale.models.ranker import history_attend
@@ -45,6 +45,7 @@ class SemanticIdRetriever(nn.Module):
 
     def __init__(self, cfg: ModelConfig, sids: SemanticIds) -> None:
         super().__init__()
+        refuse_item_dropout(cfg, "semantic-ID model")
         if cfg.backbone not in GENERATIVE_BACKBONES:
             raise ValueError(
                 f"backbone {cfg.backbone!r} cannot decode semantic IDs; "

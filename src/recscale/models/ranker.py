@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from recscale.models.attention import Attend
-from recscale.models.base import embedding_table
+from recscale.models.base import embedding_table, refuse_item_dropout
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, attend_backbones
 from recscale.registry import Registry
@@ -103,6 +103,7 @@ class TargetAwareRanker(nn.Module):
 
     def __init__(self, cfg: ModelConfig, num_items: int, scorer: str, interleave: bool) -> None:
         super().__init__()
+        refuse_item_dropout(cfg, "target-aware ranker")
         encoder_class = ENCODERS.get(cfg.backbone)
         if not encoder_class.supports_attend:
             raise ValueError(
