@@ -50,7 +50,7 @@ def test_one_mask_per_pass_shared_by_inputs_and_outputs() -> None:
     assert not torch.equal(model.item_vectors() != 0, table != 0)
 
 
-def test_untied_tables_get_their_own_masks() -> None:
+def test_an_untied_output_table_is_dropped_too() -> None:
     model = _model(0.5, tied=False).train()
     items, _, lengths = random_batch(2, 10, [10, 4], seed=3)
     model.encode(items, lengths=lengths)
