@@ -15,20 +15,16 @@ from ledger_row import RESULTS
 METRICS = ("hr@10", "ndcg@10")
 
 
+def _cell(row: dict, key: str, metric: str, spec: str) -> str:
+    """``row[key][metric]`` formatted with ``spec``; "–" where the row has none."""
+    value = (row.get(key) or {}).get(metric)
+    return "–" if value is None else format(value, spec)
+
+
 def _measured(row: dict, metric: str) -> str:
-    mean = row["metrics"][metric]
-    std = (row.get("std") or {}).get(metric)
-    return f"{mean:.4f}" if std is None else f"{mean:.4f} ± {std:.4f}"
-
-
-def _published(row: dict, metric: str) -> str:
-    value = (row.get("published") or {}).get(metric)
-    return "–" if value is None else f"{value:.4f}"
-
-
-def _gap(row: dict, metric: str) -> str:
-    value = (row.get("gap") or {}).get(metric)
-    return "–" if value is None else f"{value:+.1%}"
+    std = _cell(row, "std", metric, ".4f")
+    mean = _cell(row, "metrics", metric, ".4f")
+    return mean if std == "–" else f"{mean} ± {std}"
 
 
 def table_line(name: str, label: str) -> str:
@@ -37,9 +33,9 @@ def table_line(name: str, label: str) -> str:
         row["dataset"],
         f"{label} (`{name}`)",
         row["protocol"],
-        " / ".join(_published(row, m) for m in METRICS),
+        " / ".join(_cell(row, "published", m, ".4f") for m in METRICS),
         " / ".join(_measured(row, m) for m in METRICS),
-        " / ".join(_gap(row, m) for m in METRICS),
+        " / ".join(_cell(row, "gap", m, "+.1%") for m in METRICS),
         str(row.get("seeds", 1)),
         f"{row['wall_time_s']:.0f}" if "wall_time_s" in row else "–",
     ]
