@@ -1,4 +1,4 @@
-"""SequenceRecommender's item-table dropout (RecTools' item-net dropout)."""
+"""SequenceRecommender's item tables: their dropout (RecTools' item-net dropout) and init."""
 
 from __future__ import annotations
 
@@ -69,3 +69,31 @@ def test_rankers_refuse_item_dropout(ranker: str) -> None:
     cfg = ModelConfig(backbone="hstu", item_dropout=0.2, **TINY)
     with pytest.raises(ValueError, match=r"model\.item_dropout is 0\.2"):
         build_ranker(ranker, cfg, NUM_ITEMS)
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_xavier_item_init_has_xavier_spread_and_a_zero_padding_row(tied: bool) -> None:
+    torch.manual_seed(0)
+    cfg = ModelConfig(**{**TINY, "backbone": "esasrec", "tied": tied, "item_init": "xavier-normal"})
+    model = build_model(cfg, 4000)
+    expected = (2.0 / (4001 + cfg.dim)) ** 0.5
+    tables = [model.item_emb] + ([] if tied else [model.out_emb])
+    for table in tables:
+        assert torch.count_nonzero(table.weight[0]) == 0
+        assert table.weight[1:].std().item() == pytest.approx(expected, rel=0.05)
+        # Unlike the truncated default, xavier-normal has tails past 2 std.
+        assert table.weight.abs().max().item() > 3 * expected
+
+
+def test_default_item_init_is_truncated_at_two_std() -> None:
+    cfg = ModelConfig(**{**TINY, "backbone": "esasrec"})
+    weight = build_model(cfg, 4000).item_emb.weight
+    assert weight.abs().max().item() <= 2 * cfg.init_std
+    assert weight[1:].std().item() == pytest.approx(0.88 * cfg.init_std, rel=0.05)
+
+
+@pytest.mark.parametrize("ranker", ["din", "target_aware"])
+def test_rankers_take_the_item_init_too(ranker: str) -> None:
+    cfg = ModelConfig(**{**TINY, "item_init": "xavier-normal", "init_std": 1e-4})
+    ranker = build_ranker(ranker, cfg, 4000)
+    assert ranker.item_emb.weight.abs().max().item() > 10 * cfg.init_std

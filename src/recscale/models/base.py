@@ -16,10 +16,16 @@ from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 
 
-def embedding_table(rows: int, dim: int, std: float) -> nn.Embedding:
-    """An id table, truncated-normal (±2 std) initialised, row 0 (padding) zero."""
+def embedding_table(
+    rows: int, dim: int, std: float, init: str = "truncated-normal"
+) -> nn.Embedding:
+    """An id table, truncated-normal (±2 std) or xavier-normal initialised, row 0 (padding)
+    zero."""
     table = nn.Embedding(rows, dim, padding_idx=0)
-    nn.init.trunc_normal_(table.weight, std=std, a=-2 * std, b=2 * std)
+    if init == "xavier-normal":
+        nn.init.xavier_normal_(table.weight)
+    else:
+        nn.init.trunc_normal_(table.weight, std=std, a=-2 * std, b=2 * std)
     with torch.no_grad():
         table.weight[0].zero_()
     return table
@@ -51,8 +57,9 @@ class SequenceRecommender(nn.Module):
         self.cfg = cfg
         self.num_items = num_items
         self.temperature = float(cfg.temperature)
-        self.item_emb = embedding_table(num_items + 1, cfg.dim, cfg.init_std)
-        self.out_emb = None if cfg.tied else embedding_table(num_items + 1, cfg.dim, cfg.init_std)
+        id_table = (num_items + 1, cfg.dim, cfg.init_std, cfg.item_init)
+        self.item_emb = embedding_table(*id_table)
+        self.out_emb = None if cfg.tied else embedding_table(*id_table)
         self.feature_emb = None
         if cfg.num_item_features:
             self.feature_emb = embedding_table(cfg.num_item_features + 1, cfg.dim, cfg.init_std)

@@ -141,6 +141,10 @@ class ModelConfig(StrictModel):
     # auxiliary target, weighted by loss.behaviour_weight.
     predict_behaviour: bool = False
     init_std: float = Field(0.02, gt=0.0)
+    # How the item id tables start: truncated normal at init_std (the SASRec / HSTU codes) or
+    # xavier-normal, std sqrt(2 / (rows + dim)) (RecTools, behind the published eSASRec and
+    # SASRec+SS rows, inits every matrix so).
+    item_init: Literal["truncated-normal", "xavier-normal"] = "truncated-normal"
     # Multiply input item vectors by sqrt(dim); None = the backbone's own rule (SASRec and
     # HSTU code scale, RecTools' SASRec does not).
     scale_inputs: bool | None = None

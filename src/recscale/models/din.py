@@ -30,7 +30,7 @@ class DIN(nn.Module):
         refuse_item_dropout(cfg, "DIN ranker")
         d = cfg.dim
         self.cfg = cfg
-        self.item_emb = embedding_table(num_items + 1, d, cfg.init_std)
+        self.item_emb = embedding_table(num_items + 1, d, cfg.init_std, cfg.item_init)
         self.action_emb = embedding_table(3, d, cfg.init_std) if interleave else None
         self.history_proj = nn.Linear(d, d)
         self.candidate_proj = nn.Linear(d, d, bias=False)

@@ -68,8 +68,9 @@ class SemanticIdRetriever(nn.Module):
             {**cfg.model_dump(), "max_len": (cfg.max_len + 1) * self.levels}
         )
         self.max_tokens = self.token_cfg.max_len
-        self.token_emb = embedding_table(self.vocab_size, cfg.dim, cfg.init_std)
-        self.out_emb = None if cfg.tied else embedding_table(self.vocab_size, cfg.dim, cfg.init_std)
+        token_table = (self.vocab_size, cfg.dim, cfg.init_std, cfg.item_init)
+        self.token_emb = embedding_table(*token_table)
+        self.out_emb = None if cfg.tied else embedding_table(*token_table)
         self.encoder = ENCODERS.get(cfg.backbone)(self.token_cfg)
         self._input_scale = self.encoder.input_scale(cfg)
         self.temperature = float(cfg.temperature)

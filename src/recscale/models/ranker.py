@@ -112,7 +112,7 @@ class TargetAwareRanker(nn.Module):
             )
         self.cfg = cfg
         self.tokens_per_item = 2 if interleave else 1
-        self.item_emb = embedding_table(num_items + 1, cfg.dim, cfg.init_std)
+        self.item_emb = embedding_table(num_items + 1, cfg.dim, cfg.init_std, cfg.item_init)
         self.action_emb = embedding_table(3, cfg.dim, cfg.init_std) if interleave else None
         self.encoder = encoder_class(cfg)
         self.scorer = SCORERS.get(scorer)(cfg.dim)
