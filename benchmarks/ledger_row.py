@@ -2,7 +2,9 @@
 
 With several run directories (seeds), the metrics are their mean and ``std`` their sample
 standard deviation. The numbers are read from each run's ``final.json`` (valid-selected
-checkpoint, test split), never typed in.
+checkpoint, test split), never typed in; with ``--protocol`` the test numbers are those of
+that checkpoint re-evaluated under another protocol (``recscale evaluate``), the valid ones
+stay the training protocol's.
 
     python benchmarks/ledger_row.py runs/bench/sasrec-plus-ml1m --name ml-1m-sasrec-plus \\
         --command "recscale train configs/benchmarks/sasrec-plus-ml1m.yaml ..." \\
@@ -32,9 +34,17 @@ def row_from_runs(
     published: dict[str, float] | None = None,
     note: str | None = None,
     machine: str = MACHINE,
+    protocol: str | None = None,
 ) -> dict:
     """The ledger row of one or more finished runs (seeds: mean, and std over them)."""
     finals = [json.loads((run / "final.json").read_text()) for run in runs]
+    trained_under = finals[0]["protocol"]
+    if protocol is not None:
+        from recscale.train.runs import evaluate_run
+
+        for run, final in zip(runs, finals, strict=True):
+            final["test"] = evaluate_run(run, protocol=protocol, split="test")["metrics"]
+            final["protocol"] = protocol
     dataset = json.loads((runs[0] / "dataset.json").read_text())["name"]
     metrics = {k: [f["test"][k] for f in finals] for k in SHOWN if k in finals[0]["test"]}
     means = {k: float(np.mean(v)) for k, v in metrics.items()}
@@ -44,6 +54,7 @@ def row_from_runs(
         "name": name,
         "dataset": dataset,
         "protocol": finals[0]["protocol"],
+        "valid_protocol": trained_under if protocol is not None else None,
         "selection": finals[0]["selection"],
         "metrics": {k: round(v, 4) for k, v in means.items()},
         "valid": {k: round(float(np.mean([f["valid"][k] for f in finals])), 4) for k in metrics}
@@ -83,10 +94,13 @@ def main() -> None:
     parser.add_argument("--published", nargs="*", default=[], metavar="METRIC=VALUE")
     parser.add_argument("--note", help="status: converged, capped, what differs")
     parser.add_argument("--machine", default=MACHINE)
+    parser.add_argument("--protocol", help="re-evaluate the best checkpoints under this one")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     published = {k: float(v) for k, v in (p.split("=", 1) for p in args.published)}
-    row = row_from_runs(args.runs, args.name, args.command, published, args.note, args.machine)
+    row = row_from_runs(
+        args.runs, args.name, args.command, published, args.note, args.machine, args.protocol
+    )
     write_row(row, args.out)
 
 

@@ -296,3 +296,30 @@ def test_filter_seen_protocol_drops_users_whose_target_is_in_their_history():
     assert (per_user[seen] == 0).all()
     assert per_user[kept].tolist() == ranks[kept].tolist()
     assert parse_protocol("full-filter-seen").to_dict()["drop_seen_targets"] is True
+
+
+def test_filter_seen_cold_also_drops_targets_that_are_in_nobodys_history():
+    from recscale.eval.evaluator import kept_rows
+
+    rng = np.random.default_rng(4)
+    # Histories use items 1..30; targets 31..40 were never trained on (cold).
+    seqs = [rng.integers(1, 31, size=rng.integers(1, 8)).tolist() for _ in range(40)]
+    targets = rng.integers(1, 41, size=40).tolist()
+    targets[0] = seqs[0][0]  # seen and warm
+    targets[1] = 35  # cold
+    es = make_eval_set(seqs, targets, 40)
+    in_history = np.isin(es.targets, np.concatenate([np.asarray(s) for s in seqs]))
+    seen = np.array([t in s for s, t in zip(seqs, targets, strict=True)])
+    kept = np.flatnonzero(in_history & ~seen)
+    assert 0 < len(kept) < len(es) and (~in_history).sum() > 1
+    assert kept_rows(es, parse_protocol("full-filter-seen-cold")).tolist() == kept.tolist()
+    assert kept_rows(es, parse_protocol("full")) is None
+
+    model = LastItemModel(40, 6)
+    ranks, _ = brute_ranks(model, es, max_len=20, exclude_history=True)
+    got = evaluate(model, es, "full-filter-seen-cold", max_len=20, ks=(1, 5, 10), item_chunk=7)
+    sums = MetricSums()
+    sums.add_ranks(ranks[kept], (1, 5, 10))
+    assert got.counts["hr@10"] == len(kept)
+    for key, value in sums.to_dict().items():
+        assert got.to_dict()[key] == pytest.approx(value)

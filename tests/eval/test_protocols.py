@@ -25,7 +25,8 @@ def test_parse_known_forms():
 def test_parse_rejects_with_allowed_forms(bad):
     with pytest.raises(
         RecscaleError,
-        match="allowed: full, full-filter-seen, full-no-exclude, full-window, sampled-N",
+        match="allowed: full, full-filter-seen, full-filter-seen-cold, full-no-exclude, "
+        "full-window, sampled-N",
     ):
         parse_protocol(bad)
 

@@ -178,9 +178,8 @@ def _scored_batches(
     if device is None:
         device = next(model.parameters()).device
     device = torch.device(device)
-    kept = None
-    if protocol.drop_seen_targets:
-        kept = np.flatnonzero(~targets_in_history(eval_set))
+    kept = kept_rows(eval_set, protocol)
+    if kept is not None:
         eval_set = EvalSet(
             eval_set.histories.select_users(kept), eval_set.targets[kept], eval_set.users[kept]
         )
@@ -221,6 +220,18 @@ def _scored_batches(
                 yield (rows if kept is None else kept[rows]), ranks, loss
     finally:
         model.train(was_training)
+
+
+def kept_rows(eval_set: EvalSet, protocol: Protocol) -> np.ndarray | None:
+    """The rows ``protocol`` evaluates (sorted indices), or None for every row."""
+    if not (protocol.drop_seen_targets or protocol.drop_cold_targets):
+        return None
+    dropped = np.zeros(len(eval_set), dtype=bool)
+    if protocol.drop_seen_targets:
+        dropped |= targets_in_history(eval_set)
+    if protocol.drop_cold_targets:
+        dropped |= ~np.isin(eval_set.targets, eval_set.histories.items)
+    return np.flatnonzero(~dropped)
 
 
 def targets_in_history(eval_set: EvalSet) -> np.ndarray:

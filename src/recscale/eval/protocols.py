@@ -45,6 +45,9 @@ class Protocol:
         window_only: exclude only the items of the input window (``full-window``).
         drop_seen_targets: leave out users whose target already occurs in their history
             (``full-filter-seen``: the eSASRec / RecTools benchmark's ``filter_already_seen``).
+        drop_cold_targets: also leave out users whose target occurs in no user's history, an
+            item the model never trained on (``full-filter-seen-cold``: the same benchmark's
+            ``filter_cold_items``; with leave-one-out the histories are its training data).
     """
 
     kind: Literal["full", "sampled"]
@@ -54,6 +57,7 @@ class Protocol:
     name: str
     window_only: bool = False
     drop_seen_targets: bool = False
+    drop_cold_targets: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,6 +110,24 @@ def _full_window(match: re.Match[str], seed: int) -> Protocol:
 )
 def _full_filter_seen(match: re.Match[str], seed: int) -> Protocol:
     return Protocol("full", True, None, seed, "full-filter-seen", drop_seen_targets=True)
+
+
+@register_protocol(
+    "full-filter-seen-cold",
+    "full-filter-seen-cold",
+    "full-filter-seen, and users whose target is in nobody's history dropped too (the eSASRec"
+    " benchmark's holdout filters in full)",
+)
+def _full_filter_seen_cold(match: re.Match[str], seed: int) -> Protocol:
+    return Protocol(
+        "full",
+        True,
+        None,
+        seed,
+        "full-filter-seen-cold",
+        drop_seen_targets=True,
+        drop_cold_targets=True,
+    )
 
 
 @register_protocol(

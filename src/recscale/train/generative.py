@@ -25,7 +25,7 @@ from recscale.data.batching import eval_batches, train_batches
 from recscale.data.dataset import SequenceDataset
 from recscale.data.splits import EvalSet, Split
 from recscale.errors import RecscaleError
-from recscale.eval.evaluator import history_excluded, targets_in_history
+from recscale.eval.evaluator import history_excluded, kept_rows
 from recscale.eval.metrics import rank_metrics
 from recscale.eval.protocols import parse_protocol
 from recscale.models import ENCODERS, count_parameters
@@ -76,8 +76,8 @@ def evaluate_generative(
     protocol = parse_protocol(cfg.eval.protocol, cfg.seed)
     if users is not None:
         eval_set = _subset(eval_set, users)
-    if protocol.drop_seen_targets:
-        eval_set = _subset(eval_set, np.flatnonzero(~targets_in_history(eval_set)))
+    if (kept := kept_rows(eval_set, protocol)) is not None:
+        eval_set = _subset(eval_set, kept)
     model.eval()
     ks = cfg.generative.ks(cfg.eval.ks)
     topk, ranks = max(ks), []
