@@ -97,3 +97,12 @@ def test_rankers_take_the_item_init_too(ranker: str) -> None:
     cfg = ModelConfig(**{**TINY, "item_init": "xavier-normal", "init_std": 1e-4})
     ranker = build_ranker(ranker, cfg, 4000)
     assert ranker.item_emb.weight.abs().max().item() > 10 * cfg.init_std
+
+
+def test_every_item_init_the_config_allows_has_an_initialiser() -> None:
+    from typing import get_args
+
+    from recscale.models.base import ID_TABLE_INITS
+
+    allowed = get_args(ModelConfig.model_fields["item_init"].annotation)
+    assert set(allowed) == set(ID_TABLE_INITS)

@@ -15,17 +15,20 @@ from recscale.models.attention import Attend
 from recscale.models.config import ModelConfig
 from recscale.models.encoder import ENCODERS, Encoder
 
+# ``model.item_init`` -> how an id table's weights start (the config's Literal names the keys).
+ID_TABLE_INITS = {
+    "truncated-normal": lambda w, std: nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std),
+    "xavier-normal": lambda w, std: nn.init.xavier_normal_(w),
+}
+
 
 def embedding_table(
     rows: int, dim: int, std: float, init: str = "truncated-normal"
 ) -> nn.Embedding:
-    """An id table, truncated-normal (±2 std) or xavier-normal initialised, row 0 (padding)
-    zero."""
+    """An id table initialised by ``ID_TABLE_INITS[init]`` (truncated normal at ±2 ``std``,
+    or xavier-normal), row 0 (padding) zero."""
     table = nn.Embedding(rows, dim, padding_idx=0)
-    if init == "xavier-normal":
-        nn.init.xavier_normal_(table.weight)
-    else:
-        nn.init.trunc_normal_(table.weight, std=std, a=-2 * std, b=2 * std)
+    ID_TABLE_INITS[init](table.weight, std)
     with torch.no_grad():
         table.weight[0].zero_()
     return table
