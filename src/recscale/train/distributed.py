@@ -7,6 +7,7 @@ single-process step on the union of the ranks' batches, exactly.
 
 from __future__ import annotations
 
+import atexit
 import os
 from dataclasses import dataclass
 
@@ -43,6 +44,9 @@ def init_distributed(device_kind: str, need_group: bool = False) -> Dist:
         return Dist(solo_group=True)
     if not dist.is_initialized():
         dist.init_process_group(backend=backend)
+        # Left to interpreter teardown, gloo's threads are sometimes destroyed while still
+        # joinable and the rank dies with "terminate called without an active exception".
+        atexit.register(_leave_group)
     return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
@@ -84,6 +88,11 @@ def sum_gradients(params: list[torch.nn.Parameter], d: Dist) -> None:
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()
+
+
+def _leave_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def shutdown(d: Dist) -> None:
