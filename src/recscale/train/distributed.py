@@ -42,12 +42,15 @@ def init_distributed(device_kind: str, need_group: bool = False) -> Dist:
             return Dist()
         dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
         return Dist(solo_group=True)
-    if not dist.is_initialized():
+    ours = not dist.is_initialized()
+    if ours:
         dist.init_process_group(backend=backend)
+    joined = Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    if ours:
         # Left to interpreter teardown, gloo's threads are sometimes destroyed while still
         # joinable and the rank dies with "terminate called without an active exception".
-        atexit.register(_leave_group)
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        atexit.register(shutdown, joined)
+    return joined
 
 
 def pick_device(requested: str, local_rank: int = 0) -> torch.device:
@@ -88,11 +91,6 @@ def sum_gradients(params: list[torch.nn.Parameter], d: Dist) -> None:
 def barrier(d: Dist) -> None:
     if d.enabled:
         dist.barrier()
-
-
-def _leave_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def shutdown(d: Dist) -> None:
